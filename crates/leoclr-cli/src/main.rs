@@ -1,0 +1,21 @@
+//! `leoclr`: train, evaluate and inspect LeOCLR / MoCo-v2 models from the command line.
+
+mod args;
+mod eval_cmd;
+mod subset;
+mod train_cmd;
+
+use clap::Parser;
+
+fn main() {
+    let cli = args::Cli::parse();
+    let res = match cli.command {
+        args::Command::Train(a) => train_cmd::run(a),
+        args::Command::Eval(a) => eval_cmd::run(a),
+        args::Command::Subset(a) => subset::run(a),
+    };
+    if let Err(e) = res {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

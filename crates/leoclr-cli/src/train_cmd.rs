@@ -1,0 +1,216 @@
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use leoclr_core::checkpoint;
+use leoclr_core::encoder::Encoder;
+use leoclr_core::eval::embedding_std;
+use leoclr_core::{Method, ModelConfig, TrainConfig, Trainer};
+use leoclr_data::{Loader, LoaderConfig};
+
+use crate::args::{Cli, Command, TrainArgs};
+use crate::eval_cmd::{augment, evaluate, open_sets, view_size};
+
+const KNN: (usize, f32) = (200, 0.1);
+
+/// Re-parses the command line a run was started with (stored in its checkpoint), for --resume.
+fn resumed_args(dir: &std::path::Path) -> Result<(TrainArgs, checkpoint::Meta)> {
+    let (_, meta) = checkpoint::load_encoder(dir, &burn::tensor::Device::flex())
+        .with_context(|| format!("cannot resume from {}", dir.display()))?;
+    let argv: Vec<String> = serde_json::from_value(meta.extra["argv"].clone())
+        .with_context(|| format!("{}: checkpoint does not record its command line", dir.display()))?;
+    match Cli::try_parse_from(&argv)?.command {
+        Command::Train(mut a) => {
+            a.resume = Some(dir.to_path_buf());
+            a.out = dir.to_path_buf();
+            Ok((a, meta))
+        }
+        _ => bail!("{}: checkpoint was not written by `leoclr train`", dir.display()),
+    }
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let (a, resume_meta) = match &args.resume {
+        Some(dir) => {
+            let (mut a, meta) = resumed_args(dir)?;
+            a.max_steps = args.max_steps;
+            (a, Some(meta))
+        }
+        None => (args, None),
+    };
+    let sets = open_sets(&a.data)?;
+    let train = sets.train.clone();
+    let size = view_size(&train, a.data.size)?;
+    let aug = augment(train.channels, size, a.aug.as_deref())?;
+    let method = Method::parse(&a.method, a.original_branch).map_err(anyhow::Error::msg)?;
+    let mut model = ModelConfig::new(a.backbone, train.channels, a.small_stem.unwrap_or(size <= 64));
+    model.head_out = a.head_dim;
+    let config = TrainConfig {
+        model,
+        method,
+        epochs: a.epochs,
+        batch_size: a.batch,
+        lr: a.lr,
+        warmup_epochs: a.warmup_epochs,
+        weight_decay: a.weight_decay,
+        sgd_momentum: 0.9,
+        temperature: a.temperature,
+        queue_size: a.queue,
+        ema_momentum: a.momentum,
+        ema_cosine: a.momentum_cosine,
+        seed: a.seed,
+    };
+    config.validate()?;
+    let mut loader = LoaderConfig::train(a.batch, a.seed);
+    if let Some(w) = a.data.workers {
+        loader.workers = w.max(1);
+    }
+    let steps_per_epoch = Loader::num_batches(train.len(), &loader);
+    if steps_per_epoch == 0 {
+        bail!("{}: {} images are fewer than one batch", a.data.data.display(), train.len());
+    }
+    let device = a.backend.device();
+    let mut trainer = match &resume_meta {
+        Some(_) => {
+            let (t, meta) = checkpoint::load_trainer(a.out.as_path(), &device)?;
+            println!("resuming {} at epoch {}/{} (step {})", a.out.display(), meta.epoch, t.config.epochs, t.step);
+            t
+        }
+        None => Trainer::new(config.clone(), &device, steps_per_epoch)?,
+    };
+    if trainer.steps_per_epoch != steps_per_epoch {
+        bail!("the dataset changed since the checkpoint ({} steps an epoch, now {steps_per_epoch})", trainer.steps_per_epoch);
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let argv: Vec<String> = std::env::args().collect();
+    let argv = match &resume_meta {
+        Some(m) => m.extra["argv"].clone(),
+        None => serde_json::json!(argv),
+    };
+    let extra = serde_json::json!({
+        "argv": argv,
+        "augment": aug,
+        "view_size": size,
+        "backend": a.backend,
+        "dataset": train.name,
+    });
+    if resume_meta.is_none() {
+        let cfg_json = serde_json::to_string_pretty(&serde_json::json!({"train": trainer.config, "augment": aug, "backend": a.backend}))?;
+        std::fs::write(a.out.join("config.json"), cfg_json)?;
+        // A new run starts a new metrics log.
+        let _ = std::fs::remove_file(a.out.join("metrics.jsonl"));
+    }
+    println!(
+        "{} on {} ({} images, {}x{}x{}), {:?} backbone, {} params, backend {}, {} epochs of {} steps",
+        trainer.config.method.label(),
+        train.name,
+        train.len(),
+        train.channels,
+        size,
+        size,
+        trainer.config.model.backbone,
+        burn::module::Module::num_params(&trainer.online),
+        a.backend,
+        trainer.config.epochs,
+        steps_per_epoch
+    );
+
+    let aug = std::sync::Arc::new(aug);
+    let run_start = Instant::now();
+    let mut steps_this_run = 0usize;
+    while trainer.epoch < trainer.config.epochs {
+        let epoch = trainer.epoch;
+        let pb = indicatif::ProgressBar::new(steps_per_epoch as u64);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {elapsed_precise}<{eta_precise} {msg}")
+                .unwrap()
+                .progress_chars("=> "),
+        );
+        pb.set_prefix(format!("{}/{}", epoch + 1, trainer.config.epochs));
+        let start = Instant::now();
+        let mut images = 0usize;
+        let mut loss_sum: Option<burn::tensor::Tensor<1>> = None;
+        let mut lr = trainer.lr();
+        for batch in Loader::epoch(train.clone(), aug.clone(), loader.clone(), epoch) {
+            let batch = batch?;
+            lr = trainer.lr();
+            let loss = trainer.step(&batch)?;
+            images += batch.len();
+            loss_sum = Some(match loss_sum {
+                Some(s) => s + loss.clone(),
+                None => loss.clone(),
+            });
+            pb.inc(1);
+            // Reading the loss synchronises the device: only every few steps.
+            if trainer.step % 10 == 0 || trainer.step == 1 {
+                let l = loss.into_scalar::<f32>();
+                if !l.is_finite() {
+                    bail!("loss became {l} at step {} (learning rate {lr:.4} too high?); the last checkpoint is kept", trainer.step);
+                }
+                pb.set_message(format!("loss {l:.4} lr {lr:.4} {:.0} img/s", images as f64 / start.elapsed().as_secs_f64()));
+            }
+            steps_this_run += 1;
+            if a.max_steps.is_some_and(|m| steps_this_run >= m) {
+                break;
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let done = trainer.step - epoch * steps_per_epoch;
+        let loss = loss_sum.map(|s| s.into_scalar::<f32>() / done.max(1) as f32).unwrap_or(f32::NAN);
+        pb.finish_and_clear();
+        if a.max_steps.is_some_and(|m| steps_this_run >= m) && done < steps_per_epoch {
+            println!("stopped after {steps_this_run} steps (--max-steps); loss {loss:.4}");
+            return Ok(());
+        }
+        trainer.epoch += 1;
+        let mut line = serde_json::json!({
+            "epoch": trainer.epoch,
+            "loss": loss,
+            "lr": lr,
+            "ema_momentum": trainer.ema_momentum(),
+            "images_per_s": images as f64 / secs,
+            "epoch_s": secs,
+            "step": trainer.step,
+        });
+        let last = trainer.epoch == trainer.config.epochs;
+        let want_eval = last || (a.eval_every > 0 && trainer.epoch % a.eval_every == 0);
+        if let (true, Some(bank), Some(test)) = (want_eval, &sets.bank, &sets.test) {
+            let s = evaluate(&trainer.online, bank, test, &aug, &device, KNN, None, false)?;
+            line["knn_top1"] = s.knn_top1.into();
+            line["embedding_std"] = embedding_std(&s.test_features).into();
+        }
+        checkpoint::save(&a.out, &trainer, extra.clone())?;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(a.out.join("metrics.jsonl"))?;
+        writeln!(f, "{line}")?;
+        println!(
+            "epoch {}/{}: loss {:.4}, lr {:.4}, {:.1} images/s{}",
+            trainer.epoch,
+            trainer.config.epochs,
+            loss,
+            lr,
+            images as f64 / secs,
+            line.get("knn_top1").map(|k| format!(", kNN top-1 {:.2}%", 100.0 * k.as_f64().unwrap_or(0.0))).unwrap_or_default()
+        );
+    }
+    println!("trained in {:.1} s; run directory {}", run_start.elapsed().as_secs_f64(), a.out.display());
+
+    if let (Some(bank), Some(test)) = (&sets.bank, &sets.test) {
+        let trained = evaluate(&trainer.online, bank, test, &aug, &device, KNN, None, false)?;
+        let report = if a.no_baseline {
+            serde_json::json!({"knn_top1": trained.knn_top1})
+        } else {
+            let random = Encoder::init_seeded(&trainer.config.model, trainer.config.seed, &device);
+            let base = evaluate(&random, bank, test, &aug, &device, KNN, None, false)?;
+            println!();
+            println!("kNN top-1 (k=200, T=0.1) on {} test images, bank of {}:", test.len(), bank.len());
+            println!("  random init : {:6.2}%", 100.0 * base.knn_top1);
+            println!("  trained     : {:6.2}%  ({} epochs of {})", 100.0 * trained.knn_top1, trainer.config.epochs, trainer.config.method.label());
+            serde_json::json!({"knn_top1": trained.knn_top1, "random_init_knn_top1": base.knn_top1})
+        };
+        std::fs::write(a.out.join("final.json"), serde_json::to_string_pretty(&report)?)?;
+    } else {
+        println!("no labelled test data: skipped kNN (give --test-data and --bank-data)");
+    }
+    Ok(())
+}

@@ -1,0 +1,310 @@
+//! Checkpoints: one file holding the run's settings, epoch, RNG state, both encoders, the optimiser
+//! state and the queue, followed by a checksum. Written to a temporary file, synced, then renamed
+//! over the old one, so a crash or a full disk never leaves a half-written checkpoint behind.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device};
+use serde::{Deserialize, Serialize};
+
+use crate::config::TrainConfig;
+use crate::encoder::Encoder;
+use crate::queue::KeyQueue;
+use crate::trainer::{Trainer, sgd};
+use crate::{Error, Result};
+
+const MAGIC: &[u8; 8] = b"LEOCLR\x00\x01";
+pub const FILE_NAME: &str = "checkpoint.leoclr";
+
+/// Everything but the tensors, as JSON inside the checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Meta {
+    pub config: TrainConfig,
+    /// Epochs completed.
+    pub epoch: usize,
+    pub step: usize,
+    pub steps_per_epoch: usize,
+    pub queue_ptr: usize,
+    pub queue_len: usize,
+    pub queue_dim: usize,
+    /// Data randomness is derived from (seed, epoch, image): the seed and the next epoch are the
+    /// whole RNG state.
+    pub rng_seed: u64,
+    pub next_epoch: usize,
+    /// What the caller wants back on resume (dataset, augmentation, backend, ...).
+    pub extra: serde_json::Value,
+}
+
+fn fnv1a(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in data {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn err(path: &Path, message: impl Into<String>) -> Error {
+    Error::Checkpoint {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+fn encode(meta: &Meta, sections: &[&[u8]]) -> Vec<u8> {
+    let json = serde_json::to_vec(meta).expect("meta serialises");
+    let mut out = Vec::new();
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&(sections.len() as u64).to_le_bytes());
+    for s in sections {
+        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        out.extend_from_slice(s);
+    }
+    let sum = fnv1a(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out
+}
+
+fn decode(path: &Path, bytes: &[u8]) -> Result<(Meta, Vec<Vec<u8>>)> {
+    if bytes.len() < MAGIC.len() + 24 || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(err(path, "not a LeOCLR checkpoint (bad magic or too short)"));
+    }
+    let (body, sum) = bytes.split_at(bytes.len() - 8);
+    if fnv1a(body) != u64::from_le_bytes(sum.try_into().unwrap()) {
+        return Err(err(path, "checkpoint is corrupt or truncated (checksum mismatch)"));
+    }
+    let mut pos = MAGIC.len();
+    let mut take = |n: usize| -> Result<&[u8]> {
+        let s = body.get(pos..pos + n).ok_or_else(|| err(path, "truncated checkpoint"))?;
+        pos += n;
+        Ok(s)
+    };
+    let u64_at = |s: &[u8]| u64::from_le_bytes(s.try_into().unwrap()) as usize;
+    let json_len = u64_at(take(8)?);
+    let meta: Meta = serde_json::from_slice(take(json_len)?)
+        .map_err(|e| err(path, format!("unreadable checkpoint metadata: {e}")))?;
+    let n = u64_at(take(8)?);
+    if n > 16 {
+        return Err(err(path, "unreadable checkpoint (absurd section count)"));
+    }
+    let mut sections = Vec::with_capacity(n);
+    for _ in 0..n {
+        let len = u64_at(take(8)?);
+        sections.push(take(len)?.to_vec());
+    }
+    Ok((meta, sections))
+}
+
+fn record_bytes(m: Encoder, path: &Path) -> Result<Vec<u8>> {
+    let b = m
+        .into_record()
+        .into_bytes()
+        .map_err(|e| err(path, format!("cannot serialise model: {e}")))?;
+    Ok(b.to_vec())
+}
+
+fn load_encoder_bytes(cfg: &TrainConfig, bytes: Vec<u8>, device: &Device, path: &Path) -> Result<Encoder> {
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+        .map_err(|e| err(path, format!("unreadable model weights: {e}")))?;
+    Encoder::new(&cfg.model, device)
+        .try_load_record(record)
+        .map_err(|e| err(path, format!("weights do not fit the configured model: {e}")))
+}
+
+/// Writes `dir/checkpoint.leoclr` atomically.
+pub fn save(dir: &Path, trainer: &Trainer, extra: serde_json::Value) -> Result<PathBuf> {
+    let path = dir.join(FILE_NAME);
+    let meta = Meta {
+        config: trainer.config.clone(),
+        epoch: trainer.epoch,
+        step: trainer.step,
+        steps_per_epoch: trainer.steps_per_epoch,
+        queue_ptr: trainer.queue.ptr,
+        queue_len: trainer.queue.len(),
+        queue_dim: trainer.queue.keys.dims()[1],
+        rng_seed: trainer.config.seed,
+        next_epoch: trainer.epoch,
+        extra,
+    };
+    let online = record_bytes(trainer.online.clone(), &path)?;
+    let key = record_bytes(trainer.key.clone(), &path)?;
+    let optim = trainer
+        .optim
+        .into_bytes()
+        .map_err(|e| err(&path, format!("cannot serialise optimiser: {e}")))?
+        .to_vec();
+    let queue: Vec<u8> = trainer.queue.to_vec().iter().flat_map(|v| v.to_le_bytes()).collect();
+    let bytes = encode(&meta, &[&online, &key, &optim, &queue]);
+    write_atomic(&path, &bytes)?;
+    Ok(path)
+}
+
+/// Temporary file in the same directory, fsync, rename: the old checkpoint survives any failure.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| err(dir, format!("cannot create directory: {e}")))?;
+    let tmp = path.with_extension("tmp");
+    let res = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    res.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        err(path, format!("cannot write checkpoint: {e}"))
+    })
+}
+
+fn read(path: &Path) -> Result<(Meta, Vec<Vec<u8>>)> {
+    let path = if path.is_dir() { path.join(FILE_NAME) } else { path.to_path_buf() };
+    let bytes = std::fs::read(&path).map_err(|e| err(&path, format!("cannot read checkpoint: {e}")))?;
+    let (meta, sections) = decode(&path, &bytes)?;
+    if sections.len() != 4 {
+        return Err(err(&path, format!("expected 4 sections, found {}", sections.len())));
+    }
+    meta.config.validate().map_err(|e| err(&path, e.to_string()))?;
+    Ok((meta, sections))
+}
+
+/// Restores a whole run to continue training on `device`.
+pub fn load_trainer(path: &Path, device: &Device) -> Result<(Trainer, Meta)> {
+    let (meta, mut sections) = read(path)?;
+    let file = if path.is_dir() { path.join(FILE_NAME) } else { path.to_path_buf() };
+    let device = device.clone().autodiff();
+    let cfg = meta.config.clone();
+    let queue_bytes = sections.pop().unwrap();
+    let optim_bytes = sections.pop().unwrap();
+    let key_bytes = sections.pop().unwrap();
+    let online = load_encoder_bytes(&cfg, sections.pop().unwrap(), &device, &file)?;
+    let key = load_encoder_bytes(&cfg, key_bytes, &device, &file)?.no_grad();
+    let optim = sgd(&cfg)
+        .from_bytes(Bytes::from_bytes_vec(optim_bytes))
+        .map_err(|e| err(&file, format!("unreadable optimiser state: {e}")))?;
+    if queue_bytes.len() != meta.queue_len * meta.queue_dim * 4 || meta.queue_len == 0 {
+        return Err(err(&file, "queue size does not match its metadata"));
+    }
+    let q: Vec<f32> = queue_bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let queue = KeyQueue::from_vec(q, meta.queue_len, meta.queue_dim, meta.queue_ptr % meta.queue_len, &device);
+    let trainer = Trainer {
+        config: cfg,
+        device,
+        online,
+        key,
+        optim,
+        queue,
+        step: meta.step,
+        epoch: meta.epoch,
+        steps_per_epoch: meta.steps_per_epoch,
+    };
+    Ok((trainer, meta))
+}
+
+/// Loads only the query (online) encoder, for evaluation and embedding, on a plain device.
+pub fn load_encoder(path: &Path, device: &Device) -> Result<(Encoder, Meta)> {
+    let (meta, mut sections) = read(path)?;
+    let file = if path.is_dir() { path.join(FILE_NAME) } else { path.to_path_buf() };
+    let online = sections.swap_remove(0);
+    let enc = load_encoder_bytes(&meta.config, online, device, &file)?;
+    Ok((enc, meta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Backbone, Method, ModelConfig, OriginalBranch};
+    use crate::ema::parameters;
+    use crate::trainer::tests::toy_batch;
+
+    fn cfg() -> TrainConfig {
+        let mut model = ModelConfig::new(Backbone::Tiny, 1, true);
+        model.head_hidden = vec![16];
+        model.head_out = 8;
+        TrainConfig {
+            method: Method::Leoclr { original_branch: OriginalBranch::Key },
+            queue_size: 6,
+            epochs: 2,
+            batch_size: 4,
+            ..TrainConfig::small(model)
+        }
+    }
+
+    #[test]
+    fn resume_continues_the_same_run_exactly() {
+        let dev = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let batches: Vec<_> = (0..4).map(|i| toy_batch(4, 10, i)).collect();
+        // Straight through.
+        let mut a = Trainer::new(cfg(), &dev, 2).unwrap();
+        for b in &batches {
+            a.step(b).unwrap();
+        }
+        // Two steps, checkpoint, reload, two more.
+        let mut b = Trainer::new(cfg(), &dev, 2).unwrap();
+        b.step(&batches[0]).unwrap();
+        b.step(&batches[1]).unwrap();
+        b.epoch = 1;
+        save(dir.path(), &b, serde_json::json!({"note": "x"})).unwrap();
+        drop(b);
+        let (mut c, meta) = load_trainer(dir.path(), &dev).unwrap();
+        assert_eq!((meta.epoch, c.step, c.epoch), (1, 2, 1));
+        assert_eq!(meta.extra["note"], "x");
+        c.step(&batches[2]).unwrap();
+        let lc = c.step(&batches[3]).unwrap().into_scalar::<f32>();
+        let pa = parameters(&a.online);
+        let pc = parameters(&c.online);
+        for (x, y) in pa.iter().flatten().zip(pc.iter().flatten()) {
+            assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+        }
+        assert_eq!(a.queue.to_vec(), c.queue.to_vec());
+        assert_eq!(a.queue.ptr, c.queue.ptr);
+        let _ = lc;
+        // BatchNorm running statistics were saved too: inference outputs agree.
+        let x = burn::tensor::Tensor::<4>::ones([2, 1, 10, 10], &dev);
+        let ya = a.online.valid().features(x.clone()).into_data().try_to_vec::<f32>().unwrap();
+        let yc = c.online.valid().features(x).into_data().try_to_vec::<f32>().unwrap();
+        for (p, q) in ya.iter().zip(&yc) {
+            assert!((p - q).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn corrupt_and_truncated_checkpoints_are_clear_errors_and_old_one_survives() {
+        let dev = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let t = Trainer::new(cfg(), &dev, 1).unwrap();
+        let path = save(dir.path(), &t, serde_json::Value::Null).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        // Truncated.
+        std::fs::write(&path, &good[..good.len() / 2]).unwrap();
+        let e = load_trainer(&path, &dev).err().unwrap().to_string();
+        assert!(e.contains("checkpoint.leoclr") && e.contains("corrupt or truncated"), "{e}");
+        // One flipped byte.
+        let mut bad = good.clone();
+        bad[good.len() / 3] ^= 0xff;
+        std::fs::write(&path, &bad).unwrap();
+        assert!(load_encoder(&path, &dev).is_err());
+        // Not a checkpoint at all.
+        std::fs::write(&path, b"hello").unwrap();
+        assert!(load_encoder(&path, &dev).err().unwrap().to_string().contains("not a LeOCLR checkpoint"));
+        // A failed write (target is a directory) leaves the previous file intact.
+        std::fs::write(&path, &good).unwrap();
+        let blocked = dir.path().join("blocked");
+        std::fs::create_dir_all(blocked.join(FILE_NAME)).unwrap();
+        assert!(save(&blocked, &t, serde_json::Value::Null).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), good);
+        load_encoder(&path, &dev).unwrap();
+    }
+}

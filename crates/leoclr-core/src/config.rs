@@ -1,0 +1,224 @@
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backbone {
+    /// Narrow, shallow ResNet (widths 16-32-64-128, one BasicBlock a stage) for CPU runs and tests.
+    Tiny,
+    ResNet18,
+    ResNet50,
+}
+
+impl std::str::FromStr for Backbone {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().replace('-', "").as_str() {
+            "tiny" => Ok(Self::Tiny),
+            "resnet18" | "r18" => Ok(Self::ResNet18),
+            "resnet50" | "r50" => Ok(Self::ResNet50),
+            _ => Err(format!("unknown backbone '{s}' (tiny, resnet18, resnet50)")),
+        }
+    }
+}
+
+impl Backbone {
+    /// (blocks per stage, stage widths, bottleneck?)
+    pub fn layout(self) -> ([usize; 4], [usize; 4], bool) {
+        match self {
+            Self::Tiny => ([1, 1, 1, 1], [16, 32, 64, 128], false),
+            Self::ResNet18 => ([2, 2, 2, 2], [64, 128, 256, 512], false),
+            Self::ResNet50 => ([3, 4, 6, 3], [64, 128, 256, 512], true),
+        }
+    }
+
+    /// Width of the pooled backbone features.
+    pub fn feature_dim(self) -> usize {
+        let (_, widths, bottleneck) = self.layout();
+        widths[3] * if bottleneck { 4 } else { 1 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub backbone: Backbone,
+    pub in_channels: usize,
+    /// CIFAR stem: 3x3 conv stride 1 and no max-pool, for small images.
+    pub small_stem: bool,
+    /// Hidden widths of the projection MLP (each followed by ReLU).
+    pub head_hidden: Vec<usize>,
+    pub head_out: usize,
+}
+
+impl ModelConfig {
+    /// MoCo-v2's head: one hidden layer as wide as the features, 128 out.
+    pub fn new(backbone: Backbone, in_channels: usize, small_stem: bool) -> Self {
+        Self {
+            backbone,
+            in_channels,
+            small_stem,
+            head_hidden: vec![backbone.feature_dim()],
+            head_out: 128,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.in_channels == 0 || self.in_channels > 64 {
+            return Err(Error::Config(format!("in_channels {} outside 1..=64", self.in_channels)));
+        }
+        if self.head_out == 0 || self.head_hidden.contains(&0) {
+            return Err(Error::Config("projection head widths must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Which encoder sees the uncropped original in LeOCLR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OriginalBranch {
+    /// Crops through the query encoder, the original through the momentum encoder (default).
+    Key,
+    /// The original through the query encoder, crops through the momentum encoder (ablation).
+    Query,
+}
+
+impl std::str::FromStr for OriginalBranch {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "key" => Ok(Self::Key),
+            "query" => Ok(Self::Query),
+            _ => Err(format!("unknown original branch '{s}' (key, query)")),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "lowercase")]
+pub enum Method {
+    /// L = l(crop1, original) + l(crop2, original).
+    Leoclr { original_branch: OriginalBranch },
+    /// MoCo-v2: symmetric l(q1,k2) + l(q2,k1), or asymmetric l(q1,k2).
+    Mocov2 { symmetric: bool },
+}
+
+impl Method {
+    pub fn parse(name: &str, branch: OriginalBranch) -> std::result::Result<Self, String> {
+        match name {
+            "leoclr" => Ok(Self::Leoclr { original_branch: branch }),
+            "mocov2" | "mocov2-sym" | "mocov2_sym" => Ok(Self::Mocov2 { symmetric: true }),
+            "mocov2-asym" | "mocov2_asym" => Ok(Self::Mocov2 { symmetric: false }),
+            _ => Err(format!("unknown method '{name}' (leoclr, mocov2, mocov2-asym)")),
+        }
+    }
+
+    /// Short stable name, as used in result tables.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Leoclr { original_branch: OriginalBranch::Key } => "leoclr_key",
+            Self::Leoclr { original_branch: OriginalBranch::Query } => "leoclr_query",
+            Self::Mocov2 { symmetric: true } => "mocov2_sym",
+            Self::Mocov2 { symmetric: false } => "mocov2_asym",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub model: ModelConfig,
+    pub method: Method,
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Peak learning rate (after warm-up).
+    pub lr: f64,
+    pub warmup_epochs: f64,
+    pub weight_decay: f64,
+    pub sgd_momentum: f64,
+    pub temperature: f64,
+    pub queue_size: usize,
+    /// Key encoder EMA momentum m.
+    pub ema_momentum: f64,
+    /// Ramp m towards 1 with a cosine over training (BYOL-style).
+    pub ema_cosine: bool,
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// Settings for small images (Fashion-MNIST, CIFAR): T 0.1, m 0.99, queue 4096.
+    pub fn small(model: ModelConfig) -> Self {
+        Self {
+            model,
+            method: Method::Leoclr { original_branch: OriginalBranch::Key },
+            epochs: 10,
+            batch_size: 256,
+            lr: 0.06,
+            warmup_epochs: 0.0,
+            weight_decay: 5e-4,
+            sgd_momentum: 0.9,
+            temperature: 0.1,
+            queue_size: 4096,
+            ema_momentum: 0.99,
+            ema_cosine: false,
+            seed: 0,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate()?;
+        let bad = |m: String| Err(Error::Config(m));
+        if self.epochs == 0 || self.epochs > 100_000 {
+            return bad(format!("epochs {} outside 1..=100000", self.epochs));
+        }
+        if self.batch_size < 2 || self.batch_size > 65536 {
+            return bad(format!("batch size {} outside 2..=65536 (BatchNorm needs 2)", self.batch_size));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr < 100.0) {
+            return bad(format!("learning rate {} must be in (0, 100)", self.lr));
+        }
+        if !(self.warmup_epochs >= 0.0 && self.warmup_epochs <= self.epochs as f64) {
+            return bad(format!("warm-up {} epochs must be within 0..=epochs", self.warmup_epochs));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay < 1.0) {
+            return bad(format!("weight decay {} outside [0, 1)", self.weight_decay));
+        }
+        if !(0.0..1.0).contains(&self.sgd_momentum) {
+            return bad(format!("SGD momentum {} outside [0, 1)", self.sgd_momentum));
+        }
+        if !(self.temperature > 1e-3 && self.temperature <= 10.0) {
+            return bad(format!("temperature {} outside (0.001, 10]", self.temperature));
+        }
+        if self.queue_size == 0 || self.queue_size > 1 << 20 {
+            return bad(format!("queue size {} outside 1..=1048576", self.queue_size));
+        }
+        if !(0.0..=1.0).contains(&self.ema_momentum) {
+            return bad(format!("EMA momentum {} outside [0, 1]", self.ema_momentum));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_absurd_values_do_not() {
+        let c = TrainConfig::small(ModelConfig::new(Backbone::Tiny, 1, true));
+        c.validate().unwrap();
+        for f in [
+            |c: &mut TrainConfig| c.temperature = 0.0,
+            |c: &mut TrainConfig| c.batch_size = 1,
+            |c: &mut TrainConfig| c.lr = f64::NAN,
+            |c: &mut TrainConfig| c.queue_size = 0,
+            |c: &mut TrainConfig| c.ema_momentum = 1.5,
+        ] {
+            let mut bad = c.clone();
+            f(&mut bad);
+            assert!(bad.validate().is_err());
+        }
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<TrainConfig>(&json).unwrap(), c);
+    }
+}

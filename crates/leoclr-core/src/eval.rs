@@ -1,0 +1,262 @@
+//! Evaluation of frozen backbone features: weighted kNN (InstDisc / MoCo protocol) and a linear
+//! probe trained on cached features.
+
+use std::sync::Arc;
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use leoclr_data::{AugmentConfig, Dataset, Loader, LoaderConfig, Rng};
+
+use crate::encoder::Encoder;
+use crate::head::l2_normalize;
+use crate::{Error, Result};
+
+/// Features of a whole dataset, row-major `[len, dim]`.
+#[derive(Clone, Debug)]
+pub struct Features {
+    pub dim: usize,
+    pub data: Vec<f32>,
+    pub labels: Vec<Option<u32>>,
+}
+
+impl Features {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    fn tensor(&self, device: &Device) -> Tensor<2> {
+        Tensor::from_data(TensorData::new(self.data.clone(), [self.len(), self.dim]), device)
+    }
+
+    fn labels_u32(&self, what: &str) -> Result<Vec<u32>> {
+        self.labels
+            .iter()
+            .map(|l| l.ok_or_else(|| Error::Config(format!("{what} set has unlabelled images"))))
+            .collect()
+    }
+}
+
+/// What to embed with: the backbone's pooled features, or the L2-normalised projection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Backbone,
+    Projection,
+}
+
+/// Embeds a dataset with a model in inference mode (BatchNorm running statistics). `progress` gets
+/// (images done, total).
+pub fn embed(
+    encoder: &Encoder,
+    dataset: Arc<Dataset>,
+    aug: &AugmentConfig,
+    batch_size: usize,
+    output: Output,
+    device: &Device,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Features> {
+    let model = encoder.valid();
+    let device = device.clone().inner();
+    let total = dataset.len();
+    let mut data = Vec::new();
+    let mut labels = Vec::with_capacity(total);
+    let mut dim = 0;
+    for batch in Loader::epoch(dataset, Arc::new(aug.clone()), LoaderConfig::eval(batch_size), 0) {
+        let batch = batch?;
+        let x = Tensor::<4>::from_data(TensorData::new(batch.original.clone(), batch.shape()), &device);
+        let f = match output {
+            Output::Backbone => model.features(x),
+            Output::Projection => model.forward(x),
+        };
+        dim = f.dims()[1];
+        data.extend(f.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?);
+        labels.extend(batch.labels);
+        progress(labels.len(), total);
+    }
+    Ok(Features { dim, data, labels })
+}
+
+/// Weighted kNN top-1 (k neighbours by cosine similarity, votes weighted by exp(sim / T)),
+/// with `train` as the memory bank and `test` scored.
+pub fn knn_top1(train: &Features, test: &Features, k: usize, temperature: f32, device: &Device) -> Result<f32> {
+    let train_labels = train.labels_u32("kNN memory bank")?;
+    let test_labels = test.labels_u32("kNN test")?;
+    if train.dim != test.dim || train.is_empty() || test.is_empty() {
+        return Err(Error::Config("kNN needs non-empty train and test features of one width".into()));
+    }
+    let classes = train_labels.iter().chain(&test_labels).max().map_or(0, |&m| m as usize + 1);
+    let k = k.min(train.len());
+    let device = device.clone().inner();
+    let bank = l2_normalize(train.tensor(&device)).transpose();
+    let mut correct = 0usize;
+    let chunk = 256;
+    for start in (0..test.len()).step_by(chunk) {
+        let end = (start + chunk).min(test.len());
+        let rows = Tensor::<2>::from_data(
+            TensorData::new(test.data[start * test.dim..end * test.dim].to_vec(), [end - start, test.dim]),
+            &device,
+        );
+        let sim = l2_normalize(rows).matmul(bank.clone());
+        let (vals, idx) = sim.topk_with_indices(k, 1);
+        let vals = vals.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?;
+        let idx = idx.into_data().convert::<i64>().try_to_vec::<i64>().map_err(|e| Error::Backend(format!("{e:?}")))?;
+        for r in 0..end - start {
+            let mut votes = vec![0f32; classes];
+            for j in 0..k {
+                let n = idx[r * k + j] as usize;
+                votes[train_labels[n] as usize] += (vals[r * k + j] / temperature).exp();
+            }
+            let pred = votes
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, _)| i as u32);
+            correct += (pred == Some(test_labels[start + r])) as usize;
+        }
+    }
+    Ok(correct as f32 / test.len() as f32)
+}
+
+/// Linear probe: a softmax classifier trained with Adam on standardised, frozen features.
+pub fn linear_probe(train: &Features, test: &Features, epochs: usize, seed: u64, device: &Device) -> Result<f32> {
+    let train_labels = train.labels_u32("linear probe train")?;
+    let test_labels = test.labels_u32("linear probe test")?;
+    let classes = train_labels.iter().chain(&test_labels).max().map_or(0, |&m| m as usize + 1);
+    let d = train.dim;
+    // Standardise with train statistics (frozen features have arbitrary scales per dimension).
+    let n = train.len() as f64;
+    let mut mean = vec![0f64; d];
+    let mut var = vec![0f64; d];
+    for row in train.data.chunks_exact(d) {
+        row.iter().enumerate().for_each(|(j, &v)| mean[j] += v as f64 / n);
+    }
+    for row in train.data.chunks_exact(d) {
+        row.iter().enumerate().for_each(|(j, &v)| var[j] += (v as f64 - mean[j]).powi(2) / n);
+    }
+    let std: Vec<f64> = var.iter().map(|v| v.sqrt().max(1e-6)).collect();
+    let norm = |f: &Features| -> Vec<f32> {
+        f.data
+            .chunks_exact(d)
+            .flat_map(|r| r.iter().enumerate().map(|(j, &v)| ((v as f64 - mean[j]) / std[j]) as f32))
+            .collect()
+    };
+    let (xtr, xte) = (norm(train), norm(test));
+    let ad = device.clone().autodiff();
+    ad.seed(seed);
+    let mut model: Linear = LinearConfig::new(d, classes).init(&ad);
+    let mut optim = AdamConfig::new().with_weight_decay(Some(burn::optim::decay::WeightDecayConfig::new(1e-4))).init();
+    let batch = 256usize;
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let mut rng = Rng::new(seed);
+    let steps_per_epoch = train.len().div_ceil(batch);
+    let total = (steps_per_epoch * epochs).max(1);
+    let mut step = 0;
+    for _ in 0..epochs {
+        rng.shuffle(&mut order);
+        for chunk in order.chunks(batch) {
+            let x: Vec<f32> = chunk.iter().flat_map(|&i| xtr[i * d..(i + 1) * d].iter().copied()).collect();
+            let y: Vec<i64> = chunk.iter().map(|&i| train_labels[i] as i64).collect();
+            let x = Tensor::<2>::from_data(TensorData::new(x, [chunk.len(), d]), &ad);
+            let y = Tensor::<2, Int>::from_data(TensorData::new(y, [chunk.len(), 1]), &ad);
+            let loss = log_softmax(model.forward(x), 1).gather(1, y).mean().neg();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let lr = 0.01 * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / total as f64).cos());
+            model = optim.step(lr, model, grads);
+            step += 1;
+        }
+    }
+    let model = model.valid();
+    let plain = device.clone().inner();
+    let x = Tensor::<2>::from_data(TensorData::new(xte, [test.len(), d]), &plain);
+    let pred = model
+        .forward(x)
+        .argmax(1)
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .map_err(|e| Error::Backend(format!("{e:?}")))?;
+    let correct = pred.iter().zip(&test_labels).filter(|(p, t)| **p as u32 == **t).count();
+    Ok(correct as f32 / test.len() as f32)
+}
+
+/// Mean per-dimension standard deviation of L2-normalised embeddings: ~0 for a collapsed model,
+/// ~1/sqrt(dim) for a healthy one.
+pub fn embedding_std(f: &Features) -> f32 {
+    let d = f.dim;
+    let rows: Vec<Vec<f32>> = f
+        .data
+        .chunks_exact(d)
+        .map(|r| {
+            let n = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            r.iter().map(|v| v / n).collect()
+        })
+        .collect();
+    let n = rows.len() as f32;
+    (0..d)
+        .map(|j| {
+            let m = rows.iter().map(|r| r[j]).sum::<f32>() / n;
+            (rows.iter().map(|r| (r[j] - m).powi(2)).sum::<f32>() / n).sqrt()
+        })
+        .sum::<f32>()
+        / d as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clusters(n: usize, seed: u64, noise: f32) -> Features {
+        let mut rng = Rng::new(seed);
+        let centers = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]];
+        let mut data = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..n {
+            let c = i % 3;
+            data.extend(centers[c].iter().map(|v| v + noise * rng.normal() as f32));
+            labels.push(Some(c as u32));
+        }
+        Features { dim: 4, data, labels }
+    }
+
+    #[test]
+    fn knn_and_probe_separate_clusters_and_fail_on_noise() {
+        let dev = Device::flex();
+        let (tr, te) = (clusters(300, 1, 0.1), clusters(90, 2, 0.1));
+        assert!(knn_top1(&tr, &te, 20, 0.1, &dev).unwrap() > 0.95);
+        assert!(linear_probe(&tr, &te, 20, 0, &dev).unwrap() > 0.95);
+        // Pure noise: chance level.
+        let (nr, ne) = (clusters(300, 3, 50.0), clusters(300, 4, 50.0));
+        let acc = knn_top1(&nr, &ne, 20, 0.1, &dev).unwrap();
+        assert!(acc < 0.5, "{acc}");
+    }
+
+    #[test]
+    fn knn_weighting_matches_hand_computation() {
+        // Bank: two of class 0 near the query, three of class 1 farther: k=5 weighted votes.
+        let bank = Features {
+            dim: 2,
+            data: vec![1.0, 0.1, 1.0, -0.1, 0.0, 1.0, 0.1, 1.0, -0.1, 1.0],
+            labels: vec![Some(0), Some(0), Some(1), Some(1), Some(1)],
+        };
+        let q = Features { dim: 2, data: vec![1.0, 0.3], labels: vec![Some(0)] };
+        let dev = Device::flex();
+        // Sharp temperature: class 0's two close neighbours outweigh class 1's three.
+        assert_eq!(knn_top1(&bank, &q, 5, 0.1, &dev).unwrap(), 1.0);
+        // Flat temperature: the majority wins.
+        assert_eq!(knn_top1(&bank, &q, 5, 100.0, &dev).unwrap(), 0.0);
+    }
+
+    #[test]
+    fn embedding_std_detects_collapse() {
+        let collapsed = Features { dim: 4, data: [1.0, 2.0, 3.0, 4.0].repeat(50), labels: vec![None; 50] };
+        assert!(embedding_std(&collapsed) < 1e-6);
+        let spread = clusters(300, 5, 0.5);
+        assert!(embedding_std(&spread) > 0.2);
+    }
+}

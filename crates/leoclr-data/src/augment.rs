@@ -1,0 +1,567 @@
+//! MoCo-v2 "aug+" augmentation on the CPU, and the LeOCLR original view.
+//!
+//! Every sampled parameter is returned with the view ([`ViewParams`]), crop boxes in original-image
+//! pixel coordinates, so the app can draw them and tests can check them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::image::ImageU8;
+use crate::rng::Rng;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AugmentConfig {
+    /// Output side in pixels (views are square).
+    pub size: usize,
+    /// RandomResizedCrop area fraction range.
+    pub scale: (f64, f64),
+    /// RandomResizedCrop aspect ratio range.
+    pub ratio: (f64, f64),
+    pub flip_p: f64,
+    /// ColorJitter strengths: brightness, contrast, saturation, hue.
+    pub jitter: [f64; 4],
+    pub jitter_p: f64,
+    pub gray_p: f64,
+    pub blur_p: f64,
+    /// Gaussian blur sigma range, in output pixels.
+    pub blur_sigma: (f64, f64),
+    /// Random horizontal flip of the original view (LeOCLR: resize + flip only).
+    pub original_flip_p: f64,
+    /// Per-channel normalisation; one entry per input channel.
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl AugmentConfig {
+    /// MoCo-v2 "aug+" at the given output size.
+    pub fn aug_plus(size: usize, channels: usize) -> Self {
+        let (mean, std) = match channels {
+            // ImageNet statistics, the usual choice for RGB.
+            3 => (vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225]),
+            // Fashion-MNIST statistics.
+            _ => (vec![0.286; channels], vec![0.353; channels]),
+        };
+        Self {
+            size,
+            scale: (0.2, 1.0),
+            ratio: (3.0 / 4.0, 4.0 / 3.0),
+            flip_p: 0.5,
+            jitter: [0.4, 0.4, 0.4, 0.1],
+            jitter_p: 0.8,
+            gray_p: 0.2,
+            blur_p: 0.5,
+            blur_sigma: (0.1, 2.0),
+            original_flip_p: 0.5,
+            mean,
+            std,
+        }
+    }
+
+    /// "aug+" for small images (CIFAR, Fashion-MNIST): no blur, as in the MoCo CIFAR recipes, since a
+    /// 2-pixel sigma wipes out a 28-pixel image.
+    pub fn small(size: usize, channels: usize) -> Self {
+        Self {
+            blur_p: 0.0,
+            ..Self::aug_plus(size, channels)
+        }
+    }
+
+    pub fn validate(&self, channels: usize) -> Result<(), String> {
+        let in01 = |v: f64| (0.0..=1.0).contains(&v);
+        if self.size == 0 || self.size > 1024 {
+            return Err(format!("view size {} outside 1..=1024", self.size));
+        }
+        if !(self.scale.0 > 0.0 && self.scale.0 <= self.scale.1 && self.scale.1 <= 1.0) {
+            return Err(format!("crop scale {:?} must satisfy 0 < min <= max <= 1", self.scale));
+        }
+        if !(self.ratio.0 > 0.0 && self.ratio.0 <= self.ratio.1) {
+            return Err(format!("crop ratio {:?} must satisfy 0 < min <= max", self.ratio));
+        }
+        for p in [self.flip_p, self.jitter_p, self.gray_p, self.blur_p, self.original_flip_p] {
+            if !in01(p) {
+                return Err(format!("probability {p} outside [0, 1]"));
+            }
+        }
+        if self.jitter.iter().any(|&j| !(0.0..=1.0).contains(&j)) || self.jitter[3] > 0.5 {
+            return Err(format!("jitter {:?} outside [0, 1] (hue at most 0.5)", self.jitter));
+        }
+        if self.mean.len() != channels || self.std.len() != channels {
+            return Err(format!(
+                "normalisation has {} means / {} stds for {channels} channels",
+                self.mean.len(),
+                self.std.len()
+            ));
+        }
+        if self.std.iter().any(|&s| s <= 0.0) {
+            return Err("normalisation std must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// A crop rectangle in original-image pixel coordinates.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CropBox {
+    pub x: f32,
+    pub y: f32,
+    pub w: f32,
+    pub h: f32,
+}
+
+/// Everything sampled for one view.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ViewParams {
+    pub crop: CropBox,
+    pub flipped: bool,
+    /// Brightness, contrast, saturation factors and hue shift, when jitter was applied.
+    pub jitter: Option<[f32; 4]>,
+    pub grayscale: bool,
+    pub blur_sigma: Option<f32>,
+}
+
+/// A view ready for the encoder: normalised CHW floats.
+#[derive(Clone, Debug)]
+pub struct View {
+    pub pixels: Vec<f32>,
+    pub params: ViewParams,
+}
+
+/// torchvision's `RandomResizedCrop.get_params`.
+pub fn sample_crop(w: usize, h: usize, scale: (f64, f64), ratio: (f64, f64), rng: &mut Rng) -> CropBox {
+    let area = (w * h) as f64;
+    let (lr0, lr1) = (ratio.0.ln(), ratio.1.ln());
+    for _ in 0..10 {
+        let target = area * rng.uniform(scale.0, scale.1);
+        let aspect = rng.uniform(lr0, lr1).exp();
+        let cw = (target * aspect).sqrt().round() as usize;
+        let ch = (target / aspect).sqrt().round() as usize;
+        if cw > 0 && cw <= w && ch > 0 && ch <= h {
+            let y = rng.below((h - ch + 1) as u64) as usize;
+            let x = rng.below((w - cw + 1) as u64) as usize;
+            return CropBox {
+                x: x as f32,
+                y: y as f32,
+                w: cw as f32,
+                h: ch as f32,
+            };
+        }
+    }
+    // Fallback: a centre crop at the nearest allowed ratio.
+    let in_ratio = w as f64 / h as f64;
+    let (cw, ch) = if in_ratio < ratio.0 {
+        (w, ((w as f64 / ratio.0).round() as usize).clamp(1, h))
+    } else if in_ratio > ratio.1 {
+        (((h as f64 * ratio.1).round() as usize).clamp(1, w), h)
+    } else {
+        (w, h)
+    };
+    CropBox {
+        x: ((w - cw) / 2) as f32,
+        y: ((h - ch) / 2) as f32,
+        w: cw as f32,
+        h: ch as f32,
+    }
+}
+
+/// Separable triangle-filter taps for one axis: antialiased when shrinking, bilinear when growing.
+fn taps(src_len: usize, start: f32, len: f32, out: usize) -> Vec<(usize, Vec<f32>)> {
+    let scale = len / out as f32;
+    let support = scale.max(1.0);
+    (0..out)
+        .map(|o| {
+            let center = start + (o as f32 + 0.5) * scale - 0.5;
+            let lo = (center - support).floor() as isize;
+            let hi = (center + support).ceil() as isize;
+            let mut ws = Vec::with_capacity((hi - lo + 1) as usize);
+            let first = lo.clamp(0, src_len as isize - 1) as usize;
+            // Weights indexed from `first`, clamping out-of-range taps onto the edge pixels.
+            let last = hi.clamp(0, src_len as isize - 1) as usize;
+            ws.resize(last - first + 1, 0.0);
+            let mut total = 0.0;
+            for j in lo..=hi {
+                let wgt = (1.0 - ((j as f32 - center).abs() / support)).max(0.0);
+                if wgt > 0.0 {
+                    let jj = j.clamp(0, src_len as isize - 1) as usize;
+                    ws[jj - first] += wgt;
+                    total += wgt;
+                }
+            }
+            if total > 0.0 {
+                ws.iter_mut().for_each(|w| *w /= total);
+            } else {
+                let jj = (center.round() as isize).clamp(0, src_len as isize - 1) as usize;
+                return (jj, vec![1.0]);
+            }
+            (first, ws)
+        })
+        .collect()
+}
+
+/// Resamples the box of an HWC float image to `out`x`out`.
+pub fn resample(src: &[f32], w: usize, h: usize, c: usize, b: CropBox, out: usize) -> Vec<f32> {
+    let tx = taps(w, b.x, b.w, out);
+    let ty = taps(h, b.y, b.h, out);
+    // Horizontal pass over the rows the vertical taps touch.
+    let row_lo = ty.iter().map(|t| t.0).min().unwrap_or(0);
+    let row_hi = ty.iter().map(|t| t.0 + t.1.len()).max().unwrap_or(h);
+    let mut tmp = vec![0f32; (row_hi - row_lo) * out * c];
+    for y in row_lo..row_hi {
+        let srow = &src[y * w * c..(y + 1) * w * c];
+        let drow = &mut tmp[(y - row_lo) * out * c..(y - row_lo + 1) * out * c];
+        for (ox, (first, ws)) in tx.iter().enumerate() {
+            for ch in 0..c {
+                let mut acc = 0.0;
+                for (k, wgt) in ws.iter().enumerate() {
+                    acc += wgt * srow[(first + k) * c + ch];
+                }
+                drow[ox * c + ch] = acc;
+            }
+        }
+    }
+    let mut dst = vec![0f32; out * out * c];
+    for (oy, (first, ws)) in ty.iter().enumerate() {
+        for i in 0..out * c {
+            let mut acc = 0.0;
+            for (k, wgt) in ws.iter().enumerate() {
+                acc += wgt * tmp[(first + k - row_lo) * out * c + i];
+            }
+            dst[oy * out * c + i] = acc;
+        }
+    }
+    dst
+}
+
+fn to_float(img: &ImageU8) -> Vec<f32> {
+    img.data.iter().map(|&v| v as f32 / 255.0).collect()
+}
+
+fn flip_h(px: &mut [f32], s: usize, c: usize) {
+    for y in 0..s {
+        for x in 0..s / 2 {
+            for ch in 0..c {
+                px.swap((y * s + x) * c + ch, (y * s + s - 1 - x) * c + ch);
+            }
+        }
+    }
+}
+
+fn luma(p: &[f32]) -> f32 {
+    0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]
+}
+
+fn blend(px: &mut [f32], other: impl Fn(usize) -> f32, f: f32) {
+    for (i, v) in px.iter_mut().enumerate() {
+        *v = (f * *v + (1.0 - f) * other(i)).clamp(0.0, 1.0);
+    }
+}
+
+fn rgb_to_hsv(r: f32, g: f32, b: f32) -> (f32, f32, f32) {
+    let max = r.max(g).max(b);
+    let min = r.min(g).min(b);
+    let d = max - min;
+    let h = if d == 0.0 {
+        0.0
+    } else if max == r {
+        ((g - b) / d).rem_euclid(6.0) / 6.0
+    } else if max == g {
+        ((b - r) / d + 2.0) / 6.0
+    } else {
+        ((r - g) / d + 4.0) / 6.0
+    };
+    let s = if max == 0.0 { 0.0 } else { d / max };
+    (h, s, max)
+}
+
+fn hsv_to_rgb(h: f32, s: f32, v: f32) -> (f32, f32, f32) {
+    let h6 = h.rem_euclid(1.0) * 6.0;
+    let i = h6.floor();
+    let f = h6 - i;
+    let p = v * (1.0 - s);
+    let q = v * (1.0 - s * f);
+    let t = v * (1.0 - s * (1.0 - f));
+    match i as i32 % 6 {
+        0 => (v, t, p),
+        1 => (q, v, p),
+        2 => (p, v, t),
+        3 => (p, q, v),
+        4 => (t, p, v),
+        _ => (v, p, q),
+    }
+}
+
+/// torchvision ColorJitter: factors sampled first, then applied in a random order.
+fn color_jitter(px: &mut [f32], c: usize, j: [f64; 4], rng: &mut Rng) -> [f32; 4] {
+    let factor = |s: f64, rng: &mut Rng| rng.uniform((1.0 - s).max(0.0), 1.0 + s) as f32;
+    let b = factor(j[0], rng);
+    let ct = factor(j[1], rng);
+    let sat = factor(j[2], rng);
+    let hue = rng.uniform(-j[3], j[3]) as f32;
+    let mut order = [0usize, 1, 2, 3];
+    rng.shuffle(&mut order);
+    let n = px.len() / c;
+    for op in order {
+        match op {
+            0 => px.iter_mut().for_each(|v| *v = (*v * b).clamp(0.0, 1.0)),
+            1 => {
+                let mean = if c == 3 {
+                    px.chunks_exact(3).map(luma).sum::<f32>() / n as f32
+                } else {
+                    px.iter().sum::<f32>() / px.len() as f32
+                };
+                blend(px, |_| mean, ct);
+            }
+            2 if c == 3 => {
+                let gray: Vec<f32> = px.chunks_exact(3).map(luma).collect();
+                blend(px, |i| gray[i / 3], sat);
+            }
+            3 if c == 3 && hue != 0.0 => {
+                for p in px.chunks_exact_mut(3) {
+                    let (h, s, v) = rgb_to_hsv(p[0], p[1], p[2]);
+                    let (r, g, bb) = hsv_to_rgb(h + hue, s, v);
+                    p[0] = r;
+                    p[1] = g;
+                    p[2] = bb;
+                }
+            }
+            _ => {}
+        }
+    }
+    [b, ct, sat, hue]
+}
+
+fn grayscale(px: &mut [f32]) {
+    for p in px.chunks_exact_mut(3) {
+        let l = luma(p);
+        p.fill(l);
+    }
+}
+
+fn gaussian_blur(px: &mut [f32], s: usize, c: usize, sigma: f32) {
+    let r = ((3.0 * sigma).ceil() as isize).max(1);
+    let k: Vec<f32> = (-r..=r).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let total: f32 = k.iter().sum();
+    let k: Vec<f32> = k.iter().map(|v| v / total).collect();
+    let idx = |v: isize| v.clamp(0, s as isize - 1) as usize;
+    let mut tmp = vec![0f32; px.len()];
+    for y in 0..s {
+        for x in 0..s {
+            for ch in 0..c {
+                let mut acc = 0.0;
+                for (t, kv) in k.iter().enumerate() {
+                    acc += kv * px[(y * s + idx(x as isize + t as isize - r)) * c + ch];
+                }
+                tmp[(y * s + x) * c + ch] = acc;
+            }
+        }
+    }
+    for y in 0..s {
+        for x in 0..s {
+            for ch in 0..c {
+                let mut acc = 0.0;
+                for (t, kv) in k.iter().enumerate() {
+                    acc += kv * tmp[(idx(y as isize + t as isize - r) * s + x) * c + ch];
+                }
+                px[(y * s + x) * c + ch] = acc;
+            }
+        }
+    }
+}
+
+/// HWC [0,1] to normalised CHW.
+fn normalise(px: &[f32], s: usize, c: usize, mean: &[f32], std: &[f32]) -> Vec<f32> {
+    let mut out = vec![0f32; px.len()];
+    for ch in 0..c {
+        for i in 0..s * s {
+            out[ch * s * s + i] = (px[i * c + ch] - mean[ch]) / std[ch];
+        }
+    }
+    out
+}
+
+/// One random "aug+" view.
+pub fn crop_view(img: &ImageU8, cfg: &AugmentConfig, rng: &mut Rng) -> View {
+    let (s, c) = (cfg.size, img.channels);
+    let crop = sample_crop(img.width, img.height, cfg.scale, cfg.ratio, rng);
+    let mut px = resample(&to_float(img), img.width, img.height, c, crop, s);
+    let flipped = rng.bernoulli(cfg.flip_p);
+    if flipped {
+        flip_h(&mut px, s, c);
+    }
+    let jitter = rng
+        .bernoulli(cfg.jitter_p)
+        .then(|| color_jitter(&mut px, c, cfg.jitter, rng));
+    let gray = rng.bernoulli(cfg.gray_p);
+    if gray && c == 3 {
+        grayscale(&mut px);
+    }
+    let blur_sigma = rng.bernoulli(cfg.blur_p).then(|| {
+        let sigma = rng.uniform(cfg.blur_sigma.0, cfg.blur_sigma.1) as f32;
+        gaussian_blur(&mut px, s, c, sigma);
+        sigma
+    });
+    View {
+        pixels: normalise(&px, s, c, &cfg.mean, &cfg.std),
+        params: ViewParams {
+            crop,
+            flipped,
+            jitter,
+            grayscale: gray,
+            blur_sigma,
+        },
+    }
+}
+
+/// The uncropped original: resized to the view size, optionally flipped, nothing else.
+pub fn original_view(img: &ImageU8, cfg: &AugmentConfig, rng: Option<&mut Rng>) -> View {
+    let (s, c) = (cfg.size, img.channels);
+    let crop = CropBox {
+        x: 0.0,
+        y: 0.0,
+        w: img.width as f32,
+        h: img.height as f32,
+    };
+    let mut px = resample(&to_float(img), img.width, img.height, c, crop, s);
+    let flipped = rng.is_some_and(|r| r.bernoulli(cfg.original_flip_p));
+    if flipped {
+        flip_h(&mut px, s, c);
+    }
+    View {
+        pixels: normalise(&px, s, c, &cfg.mean, &cfg.std),
+        params: ViewParams {
+            crop,
+            flipped,
+            jitter: None,
+            grayscale: false,
+            blur_sigma: None,
+        },
+    }
+}
+
+/// Normalised CHW back to displayable RGB bytes.
+pub fn to_rgb8(pixels: &[f32], s: usize, cfg: &AugmentConfig) -> Vec<u8> {
+    let c = cfg.mean.len();
+    let mut out = Vec::with_capacity(s * s * 3);
+    for i in 0..s * s {
+        for rgb in 0..3 {
+            let ch = if c == 3 { rgb } else { 0 };
+            let v = pixels[ch * s * s + i] * cfg.std[ch] + cfg.mean[ch];
+            out.push((v.clamp(0.0, 1.0) * 255.0).round() as u8);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gradient_image(w: usize, h: usize, c: usize) -> ImageU8 {
+        let data = (0..w * h * c).map(|i| ((i * 7) % 256) as u8).collect();
+        ImageU8::new(w, h, c, data)
+    }
+
+    #[test]
+    fn crop_boxes_lie_inside_and_repeat_with_seed() {
+        let cfg = AugmentConfig::aug_plus(24, 3);
+        for (w, h) in [(32, 32), (96, 40), (20, 90), (7, 5)] {
+            let img = gradient_image(w, h, 3);
+            for i in 0..200 {
+                let mut a = Rng::derive(5, &[i]);
+                let mut b = Rng::derive(5, &[i]);
+                let va = crop_view(&img, &cfg, &mut a);
+                let vb = crop_view(&img, &cfg, &mut b);
+                assert_eq!(va.params, vb.params);
+                assert_eq!(va.pixels, vb.pixels);
+                let cb = va.params.crop;
+                assert!(cb.x >= 0.0 && cb.y >= 0.0 && cb.w >= 1.0 && cb.h >= 1.0, "{cb:?}");
+                assert!(cb.x + cb.w <= w as f32 && cb.y + cb.h <= h as f32, "{cb:?} in {w}x{h}");
+                let frac = cb.w * cb.h / (w * h) as f32;
+                assert!(frac <= 1.0 + 1e-6);
+                assert_eq!(va.pixels.len(), 24 * 24 * 3);
+                assert!(va.pixels.iter().all(|v| v.is_finite()));
+            }
+        }
+        let img = gradient_image(32, 32, 3);
+        let v1 = crop_view(&img, &cfg, &mut Rng::new(1));
+        let v2 = crop_view(&img, &cfg, &mut Rng::new(2));
+        assert_ne!(v1.params, v2.params, "different seeds, different crops");
+    }
+
+    #[test]
+    fn crop_area_follows_scale_range() {
+        let img = gradient_image(64, 64, 1);
+        let mut rng = Rng::new(9);
+        let fracs: Vec<f32> = (0..2000)
+            .map(|_| {
+                let b = sample_crop(64, 64, (0.2, 1.0), (0.75, 4.0 / 3.0), &mut rng);
+                b.w * b.h / 4096.0
+            })
+            .collect();
+        let min = fracs.iter().cloned().fold(1.0, f32::min);
+        let mean = fracs.iter().sum::<f32>() / fracs.len() as f32;
+        assert!(min > 0.17, "{min}");
+        assert!((0.5..0.65).contains(&mean), "{mean}");
+        let _ = img;
+    }
+
+    #[test]
+    fn identity_resample_is_exact_and_downscale_averages() {
+        let img = gradient_image(8, 8, 1);
+        let f = to_float(&img);
+        let full = CropBox { x: 0.0, y: 0.0, w: 8.0, h: 8.0 };
+        let same = resample(&f, 8, 8, 1, full, 8);
+        for (a, b) in same.iter().zip(&f) {
+            assert!((a - b).abs() < 1e-6);
+        }
+        let flat = vec![0.25f32; 64 * 3];
+        let small = resample(&flat, 8, 8, 3, full, 3);
+        assert!(small.iter().all(|v| (v - 0.25).abs() < 1e-6));
+    }
+
+    #[test]
+    fn original_view_is_resize_and_flip_only() {
+        let img = gradient_image(28, 28, 1);
+        let cfg = AugmentConfig::small(28, 1);
+        let v = original_view(&img, &cfg, None);
+        assert!(!v.params.flipped && v.params.jitter.is_none());
+        let back = to_rgb8(&v.pixels, 28, &cfg);
+        for i in 0..28 * 28 {
+            assert!((back[i * 3] as i32 - img.data[i] as i32).abs() <= 1);
+        }
+        // A flip is the mirror image.
+        let mut cfg_f = cfg.clone();
+        cfg_f.original_flip_p = 1.0;
+        let f = original_view(&img, &cfg_f, Some(&mut Rng::new(0)));
+        assert!(f.params.flipped);
+        assert_eq!(f.pixels[0], v.pixels[27]);
+    }
+
+    #[test]
+    fn jitter_gray_blur_keep_range() {
+        let img = gradient_image(32, 32, 3);
+        let mut cfg = AugmentConfig::aug_plus(32, 3);
+        cfg.jitter_p = 1.0;
+        cfg.gray_p = 1.0;
+        cfg.blur_p = 1.0;
+        let v = crop_view(&img, &cfg, &mut Rng::new(4));
+        assert!(v.params.grayscale && v.params.jitter.is_some() && v.params.blur_sigma.is_some());
+        let rgb = to_rgb8(&v.pixels, 32, &cfg);
+        // Grayscale: the three channels agree (up to rounding).
+        for p in rgb.chunks_exact(3) {
+            assert!((p[0] as i32 - p[1] as i32).abs() <= 1 && (p[1] as i32 - p[2] as i32).abs() <= 1);
+        }
+        let (h, s, v2) = rgb_to_hsv(0.2, 0.5, 0.9);
+        let (r, g, b) = hsv_to_rgb(h, s, v2);
+        assert!((r - 0.2).abs() < 1e-5 && (g - 0.5).abs() < 1e-5 && (b - 0.9).abs() < 1e-5);
+    }
+
+    #[test]
+    fn config_validation_rejects_absurd_values() {
+        let mut c = AugmentConfig::aug_plus(32, 3);
+        assert!(c.validate(3).is_ok());
+        assert!(c.validate(1).is_err());
+        c.scale = (0.0, 1.0);
+        assert!(c.validate(3).is_err());
+        c = AugmentConfig::aug_plus(0, 3);
+        assert!(c.validate(3).is_err());
+    }
+}

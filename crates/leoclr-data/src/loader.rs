@@ -1,0 +1,312 @@
+//! A threaded loader with prefetch. Worker `w` builds batches `w, w + W, w + 2W, ...` into its own
+//! bounded channel and the consumer reads them round-robin, so batches arrive in order and every
+//! sample's randomness is derived from (seed, epoch, sample id): the same seed gives the same
+//! crops whatever the number of workers or the thread timing.
+
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, bounded};
+
+use crate::augment::{AugmentConfig, ViewParams, crop_view, original_view};
+use crate::error::{DataError, Result};
+use crate::rng::Rng;
+use crate::source::Dataset;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Two random crops and the original (with its random flip), shuffled.
+    Train,
+    /// The resized original only, no randomness, in dataset order: for embedding and evaluation.
+    Eval,
+}
+
+#[derive(Clone, Debug)]
+pub struct LoaderConfig {
+    pub batch_size: usize,
+    pub workers: usize,
+    /// Batches each worker may build ahead.
+    pub prefetch: usize,
+    pub seed: u64,
+    pub mode: Mode,
+    /// Drop a last batch smaller than `batch_size`. A final batch of one image is always dropped in
+    /// training, since BatchNorm cannot normalise it.
+    pub drop_last: bool,
+}
+
+impl LoaderConfig {
+    pub fn train(batch_size: usize, seed: u64) -> Self {
+        Self {
+            batch_size,
+            workers: default_workers(),
+            prefetch: 2,
+            seed,
+            mode: Mode::Train,
+            drop_last: false,
+        }
+    }
+
+    pub fn eval(batch_size: usize) -> Self {
+        Self {
+            batch_size,
+            workers: default_workers(),
+            prefetch: 2,
+            seed: 0,
+            mode: Mode::Eval,
+            drop_last: false,
+        }
+    }
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8)
+}
+
+/// One batch, every view as normalised NCHW floats.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// Position of this batch in the epoch.
+    pub index: usize,
+    /// Dataset indices of the samples.
+    pub ids: Vec<usize>,
+    pub labels: Vec<Option<u32>>,
+    pub channels: usize,
+    pub size: usize,
+    /// The two random crops (empty in eval mode).
+    pub crops: [Vec<f32>; 2],
+    pub original: Vec<f32>,
+    /// Parameters of (crop 1, crop 2, original) per sample (empty in eval mode).
+    pub params: Vec<[ViewParams; 3]>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn shape(&self) -> [usize; 4] {
+        [self.len(), self.channels, self.size, self.size]
+    }
+}
+
+pub struct Loader;
+
+impl Loader {
+    /// The sample order of an epoch: a seeded shuffle in training, dataset order in eval.
+    pub fn order(len: usize, cfg: &LoaderConfig, epoch: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..len).collect();
+        if cfg.mode == Mode::Train {
+            Rng::derive(cfg.seed, &[0x5_4F_46, epoch as u64]).shuffle(&mut order);
+        }
+        order
+    }
+
+    pub fn num_batches(len: usize, cfg: &LoaderConfig) -> usize {
+        let full = len / cfg.batch_size;
+        let rest = len % cfg.batch_size;
+        let keep_rest = rest > 0 && !cfg.drop_last && !(cfg.mode == Mode::Train && rest < 2);
+        full + keep_rest as usize
+    }
+
+    /// Builds one sample's views.
+    pub fn sample(
+        ds: &Dataset,
+        aug: &AugmentConfig,
+        mode: Mode,
+        seed: u64,
+        epoch: usize,
+        id: usize,
+    ) -> Result<(Vec<Vec<f32>>, Option<[ViewParams; 3]>)> {
+        let img = ds.get(id)?;
+        if img.channels != ds.channels {
+            return Err(DataError::format(
+                std::path::Path::new(&ds.describe(id)),
+                format!("has {} channels, dataset has {}", img.channels, ds.channels),
+            ));
+        }
+        match mode {
+            Mode::Eval => Ok((vec![original_view(&img, aug, None).pixels], None)),
+            Mode::Train => {
+                let mut rng = Rng::derive(seed, &[epoch as u64, id as u64]);
+                let c1 = crop_view(&img, aug, &mut rng);
+                let c2 = crop_view(&img, aug, &mut rng);
+                let o = original_view(&img, aug, Some(&mut rng));
+                let params = [c1.params, c2.params, o.params];
+                Ok((vec![c1.pixels, c2.pixels, o.pixels], Some(params)))
+            }
+        }
+    }
+
+    fn build(
+        ds: &Dataset,
+        aug: &AugmentConfig,
+        cfg: &LoaderConfig,
+        epoch: usize,
+        index: usize,
+        ids: &[usize],
+    ) -> Result<Batch> {
+        let per = ds.channels * aug.size * aug.size;
+        let n = ids.len();
+        let mut batch = Batch {
+            index,
+            ids: ids.to_vec(),
+            labels: ids.iter().map(|&i| ds.label(i)).collect(),
+            channels: ds.channels,
+            size: aug.size,
+            crops: [Vec::new(), Vec::new()],
+            original: Vec::with_capacity(n * per),
+            params: Vec::new(),
+        };
+        if cfg.mode == Mode::Train {
+            batch.crops = [Vec::with_capacity(n * per), Vec::with_capacity(n * per)];
+            batch.params.reserve(n);
+        }
+        for &id in ids {
+            let (views, params) = Self::sample(ds, aug, cfg.mode, cfg.seed, epoch, id)?;
+            let mut views = views.into_iter();
+            if cfg.mode == Mode::Train {
+                batch.crops[0].extend(views.next().unwrap());
+                batch.crops[1].extend(views.next().unwrap());
+            }
+            batch.original.extend(views.next().unwrap());
+            if let Some(p) = params {
+                batch.params.push(p);
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Streams an epoch's batches, built on worker threads. Dropping the iterator stops the workers.
+    pub fn epoch(
+        ds: Arc<Dataset>,
+        aug: Arc<AugmentConfig>,
+        cfg: LoaderConfig,
+        epoch: usize,
+    ) -> BatchIter {
+        let order = Arc::new(Self::order(ds.len(), &cfg, epoch));
+        let total = Self::num_batches(ds.len(), &cfg);
+        let workers = cfg.workers.max(1).min(total.max(1));
+        let mut receivers = Vec::with_capacity(workers);
+        for w in 0..workers {
+            let (tx, rx) = bounded::<Result<Batch>>(cfg.prefetch.max(1));
+            let (ds, aug, cfg, order) = (ds.clone(), aug.clone(), cfg.clone(), order.clone());
+            std::thread::Builder::new()
+                .name(format!("leoclr-loader-{w}"))
+                .spawn(move || {
+                    let mut b = w;
+                    while b < total {
+                        let lo = b * cfg.batch_size;
+                        let hi = (lo + cfg.batch_size).min(order.len());
+                        let res = Self::build(&ds, &aug, &cfg, epoch, b, &order[lo..hi]);
+                        let failed = res.is_err();
+                        if tx.send(res).is_err() || failed {
+                            return;
+                        }
+                        b += workers;
+                    }
+                })
+                .expect("spawn loader thread");
+            receivers.push(rx);
+        }
+        BatchIter {
+            receivers,
+            next: 0,
+            total,
+        }
+    }
+}
+
+pub struct BatchIter {
+    receivers: Vec<Receiver<Result<Batch>>>,
+    next: usize,
+    total: usize,
+}
+
+impl BatchIter {
+    pub fn total(&self) -> usize {
+        self.total
+    }
+}
+
+impl Iterator for BatchIter {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.total {
+            return None;
+        }
+        let rx = &self.receivers[self.next % self.receivers.len()];
+        self.next += 1;
+        match rx.recv() {
+            Ok(item) => {
+                if item.is_err() {
+                    self.next = self.total;
+                }
+                Some(item)
+            }
+            Err(_) => {
+                self.next = self.total;
+                Some(Err(DataError::Config("loader worker stopped unexpectedly".into())))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toy(n: usize) -> Arc<Dataset> {
+        let pixels = (0..n * 8 * 8).map(|i| (i % 251) as u8).collect();
+        let labels = (0..n).map(|i| Some((i % 3) as u32)).collect();
+        Arc::new(Dataset::in_memory("toy".into(), 8, 8, 1, pixels, labels, vec![]))
+    }
+
+    #[test]
+    fn batches_arrive_in_order_cover_the_epoch_and_repeat_with_seed() {
+        let ds = toy(23);
+        let aug = Arc::new(AugmentConfig::small(6, 1));
+        let mut cfg = LoaderConfig::train(5, 11);
+        cfg.workers = 3;
+        let a: Vec<Batch> = Loader::epoch(ds.clone(), aug.clone(), cfg.clone(), 0)
+            .map(|b| b.unwrap())
+            .collect();
+        assert_eq!(a.len(), 5);
+        assert_eq!(a.last().unwrap().len(), 3, "short last batch kept");
+        let mut ids: Vec<usize> = a.iter().flat_map(|b| b.ids.clone()).collect();
+        assert_ne!(ids, (0..23).collect::<Vec<_>>(), "shuffled");
+        ids.sort();
+        assert_eq!(ids, (0..23).collect::<Vec<_>>());
+        for (i, b) in a.iter().enumerate() {
+            assert_eq!(b.index, i);
+            assert_eq!(b.crops[0].len(), b.len() * 36);
+            assert_eq!(b.original.len(), b.len() * 36);
+        }
+        cfg.workers = 1;
+        let again: Vec<Batch> = Loader::epoch(ds.clone(), aug.clone(), cfg.clone(), 0)
+            .map(|b| b.unwrap())
+            .collect();
+        for (x, y) in a.iter().zip(&again) {
+            assert_eq!(x.ids, y.ids);
+            assert_eq!(x.crops, y.crops);
+            assert_eq!(x.params, y.params);
+        }
+        let other: Vec<Batch> = Loader::epoch(ds, aug, cfg, 1).map(|b| b.unwrap()).collect();
+        assert_ne!(other[0].ids, a[0].ids, "a new epoch reshuffles");
+    }
+
+    #[test]
+    fn single_image_tail_is_dropped_in_training_kept_in_eval() {
+        let ds = toy(11);
+        let aug = Arc::new(AugmentConfig::small(4, 1));
+        assert_eq!(Loader::num_batches(11, &LoaderConfig::train(5, 0)), 2);
+        let eval: Vec<Batch> = Loader::epoch(ds, aug, LoaderConfig::eval(5), 0)
+            .map(|b| b.unwrap())
+            .collect();
+        assert_eq!(eval.iter().map(Batch::len).sum::<usize>(), 11);
+        assert_eq!(eval[2].ids, vec![10]);
+    }
+}
