@@ -74,6 +74,32 @@ pub fn ema_update<M: Module>(key: M, online: &M, m: f64) -> M {
     out
 }
 
+/// Copies every float (parameters and BatchNorm buffers) of `source` into `target`, keeping the
+/// target's own parameter ids. The key encoder is made this way: a `clone()` or a `load_record`
+/// would give it the online encoder's ids (and a clone its BatchNorm state too).
+pub fn copy_values<M: Module>(target: M, source: &M) -> M {
+    struct All(Vec<Tensor<1>>);
+    impl ModuleVisitor for All {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(param.val().detach().flatten(0, D - 1));
+        }
+    }
+    struct Put(std::vec::IntoIter<Tensor<1>>);
+    impl ModuleMapper for Put {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let v = self.0.next().expect("modules differ in structure");
+            param.map(|t| {
+                let shape = t.shape();
+                let device = t.device();
+                v.reshape(shape).to_device(&device).detach()
+            })
+        }
+    }
+    let mut all = All(Vec::new());
+    source.visit(&mut all);
+    target.map(&mut Put(all.0.into_iter()))
+}
+
 /// Flattened parameters (not buffers) of a module, for tests and diagnostics.
 pub fn parameters<M: Module>(m: &M) -> Vec<Vec<f32>> {
     let mut c = Collect {

@@ -68,9 +68,7 @@ impl Trainer {
     }
 
     pub(crate) fn key_copy(online: &Encoder, config: &TrainConfig, device: &Device) -> Encoder {
-        Encoder::new(&config.model, device)
-            .load_record(online.clone().into_record())
-            .no_grad()
+        crate::ema::copy_values(Encoder::new(&config.model, device), online).no_grad()
     }
 
     pub fn total_steps(&self) -> usize {
