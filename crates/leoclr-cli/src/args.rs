@@ -5,7 +5,11 @@ use leoclr_core::{Backbone, BackendKind, OriginalBranch};
 use leoclr_data::{DatasetFormat, Split};
 
 #[derive(Parser, Debug)]
-#[command(name = "leoclr", version, about = "LeOCLR: contrastive learning that attracts crops to the original image")]
+#[command(
+    name = "leoclr",
+    version,
+    about = "LeOCLR: contrastive learning that attracts crops to the original image"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

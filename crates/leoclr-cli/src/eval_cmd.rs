@@ -21,17 +21,36 @@ fn open(spec: DatasetSpec) -> Result<Arc<Dataset>> {
 }
 
 pub fn open_sets(d: &DataArgs) -> Result<Sets> {
-    let train = open(DatasetSpec { path: d.data.clone(), format: d.format, split: d.split, limit: d.limit })?;
+    let train = open(DatasetSpec {
+        path: d.data.clone(),
+        format: d.format,
+        split: d.split,
+        limit: d.limit,
+    })?;
     let bank = match &d.bank_data {
-        Some(p) => Some(open(DatasetSpec { path: p.clone(), format: None, split: Split::Train, limit: d.limit })?),
+        Some(p) => Some(open(DatasetSpec {
+            path: p.clone(),
+            format: None,
+            split: Split::Train,
+            limit: d.limit,
+        })?),
         None if train.has_labels() => Some(train.clone()),
         None => None,
     };
     let test = match &d.test_data {
         Some(p) => {
             let fmt = leoclr_data::source::detect_format(p)?;
-            let split = if fmt == DatasetFormat::Folder { Split::Train } else { Split::Test };
-            Some(open(DatasetSpec { path: p.clone(), format: Some(fmt), split, limit: d.test_limit })?)
+            let split = if fmt == DatasetFormat::Folder {
+                Split::Train
+            } else {
+                Split::Test
+            };
+            Some(open(DatasetSpec {
+                path: p.clone(),
+                format: Some(fmt),
+                split,
+                limit: d.test_limit,
+            })?)
         }
         None => {
             let fmt = match d.format {
@@ -41,7 +60,12 @@ pub fn open_sets(d: &DataArgs) -> Result<Sets> {
             if fmt == DatasetFormat::Folder {
                 None
             } else {
-                Some(open(DatasetSpec { path: d.data.clone(), format: Some(fmt), split: Split::Test, limit: d.test_limit })?)
+                Some(open(DatasetSpec {
+                    path: d.data.clone(),
+                    format: Some(fmt),
+                    split: Split::Test,
+                    limit: d.test_limit,
+                })?)
             }
         }
     };
@@ -54,8 +78,14 @@ pub fn view_size(ds: &Dataset, size: Option<usize>) -> Result<usize> {
     if let Some(s) = size {
         return Ok(s);
     }
-    let img = ds.get(0).with_context(|| format!("reading {}", ds.describe(0)))?;
-    Ok(if ds.name.is_empty() || img.width != img.height { 96 } else { img.width.min(224) })
+    let img = ds
+        .get(0)
+        .with_context(|| format!("reading {}", ds.describe(0)))?;
+    Ok(if ds.name.is_empty() || img.width != img.height {
+        96
+    } else {
+        img.width.min(224)
+    })
 }
 
 pub fn augment(channels: usize, size: usize, preset: Option<&str>) -> Result<AugmentConfig> {
@@ -88,35 +118,65 @@ pub fn evaluate(
     quiet: bool,
 ) -> Result<Scores> {
     let bar = |what: &str, n: usize| {
-        let pb = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(n as u64) };
+        let pb = if quiet {
+            indicatif::ProgressBar::hidden()
+        } else {
+            indicatif::ProgressBar::new(n as u64)
+        };
         pb.set_style(
-            indicatif::ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {per_sec}")
-                .unwrap()
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{prefix:>10} [{bar:30}] {pos}/{len} {per_sec}",
+            )
+            .unwrap()
+            .progress_chars("=> "),
         );
         pb.set_prefix(what.to_string());
         pb
     };
     let pb = bar("embed bank", bank.len());
-    let fb = embed(encoder, bank.clone(), aug, 512, Output::Backbone, device, &mut |d, _| pb.set_position(d as u64))?;
+    let fb = embed(
+        encoder,
+        bank.clone(),
+        aug,
+        512,
+        Output::Backbone,
+        device,
+        &mut |d, _| pb.set_position(d as u64),
+    )?;
     pb.finish_and_clear();
     let pb = bar("embed test", test.len());
-    let ft = embed(encoder, test.clone(), aug, 512, Output::Backbone, device, &mut |d, _| pb.set_position(d as u64))?;
+    let ft = embed(
+        encoder,
+        test.clone(),
+        aug,
+        512,
+        Output::Backbone,
+        device,
+        &mut |d, _| pb.set_position(d as u64),
+    )?;
     pb.finish_and_clear();
     let knn_top1 = knn_top1(&fb, &ft, knn.0, knn.1, device)?;
     let linear_top1 = match probe_epochs {
         Some(e) => Some(linear_probe(&fb, &ft, e, 0, device)?),
         None => None,
     };
-    Ok(Scores { knn_top1, linear_top1, test_features: ft })
+    Ok(Scores {
+        knn_top1,
+        linear_top1,
+        test_features: ft,
+    })
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
     let device = a.backend.device();
     let (encoder, meta) = checkpoint::load_encoder(&a.checkpoint, &device)?;
     let sets = open_sets(&a.data)?;
-    let bank = sets.bank.context("evaluation needs labelled bank data (--bank-data or a labelled --data)")?;
-    let test = sets.test.context("evaluation needs labelled test data (--test-data, or --data with a test split)")?;
+    let bank = sets
+        .bank
+        .context("evaluation needs labelled bank data (--bank-data or a labelled --data)")?;
+    let test = sets.test.context(
+        "evaluation needs labelled test data (--test-data, or --data with a test split)",
+    )?;
     if bank.channels != meta.config.model.in_channels {
         bail!(
             "{}: the model takes {} channels, the data has {}",
@@ -127,14 +187,32 @@ pub fn run(a: EvalArgs) -> Result<()> {
     }
     let size = match a.data.size {
         Some(s) => s,
-        None => meta.extra.get("view_size").and_then(|v| v.as_u64()).map(|v| v as usize).unwrap_or(view_size(&bank, None)?),
+        None => meta
+            .extra
+            .get("view_size")
+            .and_then(|v| v.as_u64())
+            .map(|v| v as usize)
+            .unwrap_or(view_size(&bank, None)?),
     };
     let aug = augment(bank.channels, size, None)?;
-    let aug = match meta.extra.get("augment").and_then(|v| serde_json::from_value::<AugmentConfig>(v.clone()).ok()) {
+    let aug = match meta
+        .extra
+        .get("augment")
+        .and_then(|v| serde_json::from_value::<AugmentConfig>(v.clone()).ok())
+    {
         Some(saved) if saved.size == size => saved,
         _ => aug,
     };
-    let s = evaluate(&encoder, &bank, &test, &aug, &device, (a.knn_k, a.knn_t), Some(a.probe_epochs), a.json)?;
+    let s = evaluate(
+        &encoder,
+        &bank,
+        &test,
+        &aug,
+        &device,
+        (a.knn_k, a.knn_t),
+        Some(a.probe_epochs),
+        a.json,
+    )?;
     let linear = s.linear_top1.unwrap_or(f32::NAN);
     if a.json {
         println!(

@@ -18,15 +18,23 @@ const KNN: (usize, f32) = (200, 0.1);
 fn resumed_args(dir: &std::path::Path) -> Result<(TrainArgs, checkpoint::Meta)> {
     let (_, meta) = checkpoint::load_encoder(dir, &burn::tensor::Device::flex())
         .with_context(|| format!("cannot resume from {}", dir.display()))?;
-    let argv: Vec<String> = serde_json::from_value(meta.extra["argv"].clone())
-        .with_context(|| format!("{}: checkpoint does not record its command line", dir.display()))?;
+    let argv: Vec<String> =
+        serde_json::from_value(meta.extra["argv"].clone()).with_context(|| {
+            format!(
+                "{}: checkpoint does not record its command line",
+                dir.display()
+            )
+        })?;
     match Cli::try_parse_from(&argv)?.command {
         Command::Train(mut a) => {
             a.resume = Some(dir.to_path_buf());
             a.out = dir.to_path_buf();
             Ok((a, meta))
         }
-        _ => bail!("{}: checkpoint was not written by `leoclr train`", dir.display()),
+        _ => bail!(
+            "{}: checkpoint was not written by `leoclr train`",
+            dir.display()
+        ),
     }
 }
 
@@ -44,7 +52,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let size = view_size(&train, a.data.size)?;
     let aug = augment(train.channels, size, a.aug.as_deref())?;
     let method = Method::parse(&a.method, a.original_branch).map_err(anyhow::Error::msg)?;
-    let mut model = ModelConfig::new(a.backbone, train.channels, a.small_stem.unwrap_or(size <= 64));
+    let mut model = ModelConfig::new(
+        a.backbone,
+        train.channels,
+        a.small_stem.unwrap_or(size <= 64),
+    );
     model.head_out = a.head_dim;
     let config = TrainConfig {
         model,
@@ -68,19 +80,32 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     let steps_per_epoch = Loader::num_batches(train.len(), &loader);
     if steps_per_epoch == 0 {
-        bail!("{}: {} images are fewer than one batch", a.data.data.display(), train.len());
+        bail!(
+            "{}: {} images are fewer than one batch",
+            a.data.data.display(),
+            train.len()
+        );
     }
     let device = a.backend.device();
     let mut trainer = match &resume_meta {
         Some(_) => {
             let (t, meta) = checkpoint::load_trainer(a.out.as_path(), &device)?;
-            println!("resuming {} at epoch {}/{} (step {})", a.out.display(), meta.epoch, t.config.epochs, t.step);
+            println!(
+                "resuming {} at epoch {}/{} (step {})",
+                a.out.display(),
+                meta.epoch,
+                t.config.epochs,
+                t.step
+            );
             t
         }
         None => Trainer::new(config.clone(), &device, steps_per_epoch)?,
     };
     if trainer.steps_per_epoch != steps_per_epoch {
-        bail!("the dataset changed since the checkpoint ({} steps an epoch, now {steps_per_epoch})", trainer.steps_per_epoch);
+        bail!(
+            "the dataset changed since the checkpoint ({} steps an epoch, now {steps_per_epoch})",
+            trainer.steps_per_epoch
+        );
     }
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let argv: Vec<String> = std::env::args().collect();
@@ -96,7 +121,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         "dataset": train.name,
     });
     if resume_meta.is_none() {
-        let cfg_json = serde_json::to_string_pretty(&serde_json::json!({"train": trainer.config, "augment": aug, "backend": a.backend}))?;
+        let cfg_json = serde_json::to_string_pretty(
+            &serde_json::json!({"train": trainer.config, "augment": aug, "backend": a.backend}),
+        )?;
         std::fs::write(a.out.join("config.json"), cfg_json)?;
         // A new run starts a new metrics log.
         let _ = std::fs::remove_file(a.out.join("metrics.jsonl"));
@@ -123,9 +150,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         let epoch = trainer.epoch;
         let pb = indicatif::ProgressBar::new(steps_per_epoch as u64);
         pb.set_style(
-            indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {elapsed_precise}<{eta_precise} {msg}")
-                .unwrap()
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} {elapsed_precise}<{eta_precise} {msg}",
+            )
+            .unwrap()
+            .progress_chars("=> "),
         );
         pb.set_prefix(format!("{}/{}", epoch + 1, trainer.config.epochs));
         let start = Instant::now();
@@ -146,9 +175,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
             if trainer.step % 10 == 0 || trainer.step == 1 {
                 let l = loss.into_scalar::<f32>();
                 if !l.is_finite() {
-                    bail!("loss became {l} at step {} (learning rate {lr:.4} too high?); the last checkpoint is kept", trainer.step);
+                    bail!(
+                        "loss became {l} at step {} (learning rate {lr:.4} too high?); the last checkpoint is kept",
+                        trainer.step
+                    );
                 }
-                pb.set_message(format!("loss {l:.4} lr {lr:.4} {:.0} img/s", images as f64 / start.elapsed().as_secs_f64()));
+                pb.set_message(format!(
+                    "loss {l:.4} lr {lr:.4} {:.0} img/s",
+                    images as f64 / start.elapsed().as_secs_f64()
+                ));
             }
             steps_this_run += 1;
             if a.max_steps.is_some_and(|m| steps_this_run >= m) {
@@ -157,7 +192,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         let secs = start.elapsed().as_secs_f64();
         let done = trainer.step - epoch * steps_per_epoch;
-        let loss = loss_sum.map(|s| s.into_scalar::<f32>() / done.max(1) as f32).unwrap_or(f32::NAN);
+        let loss = loss_sum
+            .map(|s| s.into_scalar::<f32>() / done.max(1) as f32)
+            .unwrap_or(f32::NAN);
         pb.finish_and_clear();
         if a.max_steps.is_some_and(|m| steps_this_run >= m) && done < steps_per_epoch {
             println!("stopped after {steps_this_run} steps (--max-steps); loss {loss:.4}");
@@ -181,7 +218,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
             line["embedding_std"] = embedding_std(&s.test_features).into();
         }
         checkpoint::save(&a.out, &trainer, extra.clone())?;
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(a.out.join("metrics.jsonl"))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(a.out.join("metrics.jsonl"))?;
         writeln!(f, "{line}")?;
         println!(
             "epoch {}/{}: loss {:.4}, lr {:.4}, {:.1} images/s{}",
@@ -190,10 +230,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
             loss,
             lr,
             images as f64 / secs,
-            line.get("knn_top1").map(|k| format!(", kNN top-1 {:.2}%", 100.0 * k.as_f64().unwrap_or(0.0))).unwrap_or_default()
+            line.get("knn_top1")
+                .map(|k| format!(", kNN top-1 {:.2}%", 100.0 * k.as_f64().unwrap_or(0.0)))
+                .unwrap_or_default()
         );
     }
-    println!("trained in {:.1} s; run directory {}", run_start.elapsed().as_secs_f64(), a.out.display());
+    println!(
+        "trained in {:.1} s; run directory {}",
+        run_start.elapsed().as_secs_f64(),
+        a.out.display()
+    );
 
     if let (Some(bank), Some(test)) = (&sets.bank, &sets.test) {
         let trained = evaluate(&trainer.online, bank, test, &aug, &device, KNN, None, false)?;
@@ -203,12 +249,24 @@ pub fn run(args: TrainArgs) -> Result<()> {
             let random = Encoder::init_seeded(&trainer.config.model, trainer.config.seed, &device);
             let base = evaluate(&random, bank, test, &aug, &device, KNN, None, false)?;
             println!();
-            println!("kNN top-1 (k=200, T=0.1) on {} test images, bank of {}:", test.len(), bank.len());
+            println!(
+                "kNN top-1 (k=200, T=0.1) on {} test images, bank of {}:",
+                test.len(),
+                bank.len()
+            );
             println!("  random init : {:6.2}%", 100.0 * base.knn_top1);
-            println!("  trained     : {:6.2}%  ({} epochs of {})", 100.0 * trained.knn_top1, trainer.config.epochs, trainer.config.method.label());
+            println!(
+                "  trained     : {:6.2}%  ({} epochs of {})",
+                100.0 * trained.knn_top1,
+                trainer.config.epochs,
+                trainer.config.method.label()
+            );
             serde_json::json!({"knn_top1": trained.knn_top1, "random_init_knn_top1": base.knn_top1})
         };
-        std::fs::write(a.out.join("final.json"), serde_json::to_string_pretty(&report)?)?;
+        std::fs::write(
+            a.out.join("final.json"),
+            serde_json::to_string_pretty(&report)?,
+        )?;
     } else {
         println!("no labelled test data: skipped kNN (give --test-data and --bank-data)");
     }

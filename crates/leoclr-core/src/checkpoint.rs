@@ -72,15 +72,23 @@ fn encode(meta: &Meta, sections: &[&[u8]]) -> Vec<u8> {
 
 fn decode(path: &Path, bytes: &[u8]) -> Result<(Meta, Vec<Vec<u8>>)> {
     if bytes.len() < MAGIC.len() + 24 || &bytes[..MAGIC.len()] != MAGIC {
-        return Err(err(path, "not a LeOCLR checkpoint (bad magic or too short)"));
+        return Err(err(
+            path,
+            "not a LeOCLR checkpoint (bad magic or too short)",
+        ));
     }
     let (body, sum) = bytes.split_at(bytes.len() - 8);
     if fnv1a(body) != u64::from_le_bytes(sum.try_into().unwrap()) {
-        return Err(err(path, "checkpoint is corrupt or truncated (checksum mismatch)"));
+        return Err(err(
+            path,
+            "checkpoint is corrupt or truncated (checksum mismatch)",
+        ));
     }
     let mut pos = MAGIC.len();
     let mut take = |n: usize| -> Result<&[u8]> {
-        let s = body.get(pos..pos + n).ok_or_else(|| err(path, "truncated checkpoint"))?;
+        let s = body
+            .get(pos..pos + n)
+            .ok_or_else(|| err(path, "truncated checkpoint"))?;
         pos += n;
         Ok(s)
     };
@@ -108,12 +116,22 @@ fn record_bytes(m: Encoder, path: &Path) -> Result<Vec<u8>> {
     Ok(b.to_vec())
 }
 
-fn load_encoder_bytes(cfg: &TrainConfig, bytes: Vec<u8>, device: &Device, path: &Path) -> Result<Encoder> {
+fn load_encoder_bytes(
+    cfg: &TrainConfig,
+    bytes: Vec<u8>,
+    device: &Device,
+    path: &Path,
+) -> Result<Encoder> {
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(|e| err(path, format!("unreadable model weights: {e}")))?;
     Encoder::new(&cfg.model, device)
         .try_load_record(record)
-        .map_err(|e| err(path, format!("weights do not fit the configured model: {e}")))
+        .map_err(|e| {
+            err(
+                path,
+                format!("weights do not fit the configured model: {e}"),
+            )
+        })
 }
 
 /// Writes `dir/checkpoint.leoclr` atomically.
@@ -142,7 +160,12 @@ pub fn save(dir: &Path, trainer: &Trainer, extra: serde_json::Value) -> Result<P
         .into_bytes()
         .map_err(|e| err(&path, format!("cannot serialise optimiser: {e}")))?
         .to_vec();
-    let queue: Vec<u8> = trainer.queue.to_vec().iter().flat_map(|v| v.to_le_bytes()).collect();
+    let queue: Vec<u8> = trainer
+        .queue
+        .to_vec()
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
     let bytes = encode(&meta, &[&online, &key, &optim, &queue]);
     write_atomic(&path, &bytes)?;
     Ok(path)
@@ -170,20 +193,34 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn read(path: &Path) -> Result<(Meta, Vec<Vec<u8>>)> {
-    let path = if path.is_dir() { path.join(FILE_NAME) } else { path.to_path_buf() };
-    let bytes = std::fs::read(&path).map_err(|e| err(&path, format!("cannot read checkpoint: {e}")))?;
+    let path = if path.is_dir() {
+        path.join(FILE_NAME)
+    } else {
+        path.to_path_buf()
+    };
+    let bytes =
+        std::fs::read(&path).map_err(|e| err(&path, format!("cannot read checkpoint: {e}")))?;
     let (meta, sections) = decode(&path, &bytes)?;
     if sections.len() != 4 {
-        return Err(err(&path, format!("expected 4 sections, found {}", sections.len())));
+        return Err(err(
+            &path,
+            format!("expected 4 sections, found {}", sections.len()),
+        ));
     }
-    meta.config.validate().map_err(|e| err(&path, e.to_string()))?;
+    meta.config
+        .validate()
+        .map_err(|e| err(&path, e.to_string()))?;
     Ok((meta, sections))
 }
 
 /// Restores a whole run to continue training on `device`.
 pub fn load_trainer(path: &Path, device: &Device) -> Result<(Trainer, Meta)> {
     let (meta, mut sections) = read(path)?;
-    let file = if path.is_dir() { path.join(FILE_NAME) } else { path.to_path_buf() };
+    let file = if path.is_dir() {
+        path.join(FILE_NAME)
+    } else {
+        path.to_path_buf()
+    };
     let device = device.clone().autodiff();
     let cfg = meta.config.clone();
     let queue_bytes = sections.pop().unwrap();
@@ -203,7 +240,13 @@ pub fn load_trainer(path: &Path, device: &Device) -> Result<(Trainer, Meta)> {
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
         .collect();
-    let queue = KeyQueue::from_vec(q, meta.queue_len, meta.queue_dim, meta.queue_ptr % meta.queue_len, &device);
+    let queue = KeyQueue::from_vec(
+        q,
+        meta.queue_len,
+        meta.queue_dim,
+        meta.queue_ptr % meta.queue_len,
+        &device,
+    );
     let trainer = Trainer {
         config: cfg,
         device,
@@ -221,7 +264,11 @@ pub fn load_trainer(path: &Path, device: &Device) -> Result<(Trainer, Meta)> {
 /// Loads only the query (online) encoder, for evaluation and embedding, on a plain device.
 pub fn load_encoder(path: &Path, device: &Device) -> Result<(Encoder, Meta)> {
     let (meta, mut sections) = read(path)?;
-    let file = if path.is_dir() { path.join(FILE_NAME) } else { path.to_path_buf() };
+    let file = if path.is_dir() {
+        path.join(FILE_NAME)
+    } else {
+        path.to_path_buf()
+    };
     let online = sections.swap_remove(0);
     let enc = load_encoder_bytes(&meta.config, online, device, &file)?;
     Ok((enc, meta))
@@ -237,7 +284,9 @@ mod tests {
         model.head_hidden = vec![16];
         model.head_out = 8;
         TrainConfig {
-            method: Method::Leoclr { original_branch: OriginalBranch::Key },
+            method: Method::Leoclr {
+                original_branch: OriginalBranch::Key,
+            },
             queue_size: 6,
             epochs: 2,
             batch_size: 4,
@@ -255,7 +304,10 @@ mod tests {
         // Truncated.
         std::fs::write(&path, &good[..good.len() / 2]).unwrap();
         let e = load_trainer(&path, &dev).err().unwrap().to_string();
-        assert!(e.contains("checkpoint.leoclr") && e.contains("corrupt or truncated"), "{e}");
+        assert!(
+            e.contains("checkpoint.leoclr") && e.contains("corrupt or truncated"),
+            "{e}"
+        );
         // One flipped byte.
         let mut bad = good.clone();
         bad[good.len() / 3] ^= 0xff;
@@ -263,7 +315,13 @@ mod tests {
         assert!(load_encoder(&path, &dev).is_err());
         // Not a checkpoint at all.
         std::fs::write(&path, b"hello").unwrap();
-        assert!(load_encoder(&path, &dev).err().unwrap().to_string().contains("not a LeOCLR checkpoint"));
+        assert!(
+            load_encoder(&path, &dev)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("not a LeOCLR checkpoint")
+        );
         // A failed write (target is a directory) leaves the previous file intact.
         std::fs::write(&path, &good).unwrap();
         let blocked = dir.path().join("blocked");

@@ -65,10 +65,15 @@ impl ModelConfig {
 
     pub fn validate(&self) -> Result<()> {
         if self.in_channels == 0 || self.in_channels > 64 {
-            return Err(Error::Config(format!("in_channels {} outside 1..=64", self.in_channels)));
+            return Err(Error::Config(format!(
+                "in_channels {} outside 1..=64",
+                self.in_channels
+            )));
         }
         if self.head_out == 0 || self.head_hidden.contains(&0) {
-            return Err(Error::Config("projection head widths must be positive".into()));
+            return Err(Error::Config(
+                "projection head widths must be positive".into(),
+            ));
         }
         Ok(())
     }
@@ -107,18 +112,26 @@ pub enum Method {
 impl Method {
     pub fn parse(name: &str, branch: OriginalBranch) -> std::result::Result<Self, String> {
         match name {
-            "leoclr" => Ok(Self::Leoclr { original_branch: branch }),
+            "leoclr" => Ok(Self::Leoclr {
+                original_branch: branch,
+            }),
             "mocov2" | "mocov2-sym" | "mocov2_sym" => Ok(Self::Mocov2 { symmetric: true }),
             "mocov2-asym" | "mocov2_asym" => Ok(Self::Mocov2 { symmetric: false }),
-            _ => Err(format!("unknown method '{name}' (leoclr, mocov2, mocov2-asym)")),
+            _ => Err(format!(
+                "unknown method '{name}' (leoclr, mocov2, mocov2-asym)"
+            )),
         }
     }
 
     /// Short stable name, as used in result tables.
     pub fn label(&self) -> &'static str {
         match self {
-            Self::Leoclr { original_branch: OriginalBranch::Key } => "leoclr_key",
-            Self::Leoclr { original_branch: OriginalBranch::Query } => "leoclr_query",
+            Self::Leoclr {
+                original_branch: OriginalBranch::Key,
+            } => "leoclr_key",
+            Self::Leoclr {
+                original_branch: OriginalBranch::Query,
+            } => "leoclr_query",
             Self::Mocov2 { symmetric: true } => "mocov2_sym",
             Self::Mocov2 { symmetric: false } => "mocov2_asym",
         }
@@ -150,7 +163,9 @@ impl TrainConfig {
     pub fn small(model: ModelConfig) -> Self {
         Self {
             model,
-            method: Method::Leoclr { original_branch: OriginalBranch::Key },
+            method: Method::Leoclr {
+                original_branch: OriginalBranch::Key,
+            },
             epochs: 10,
             batch_size: 256,
             lr: 0.06,
@@ -172,13 +187,19 @@ impl TrainConfig {
             return bad(format!("epochs {} outside 1..=100000", self.epochs));
         }
         if self.batch_size < 2 || self.batch_size > 65536 {
-            return bad(format!("batch size {} outside 2..=65536 (BatchNorm needs 2)", self.batch_size));
+            return bad(format!(
+                "batch size {} outside 2..=65536 (BatchNorm needs 2)",
+                self.batch_size
+            ));
         }
         if !(self.lr.is_finite() && self.lr > 0.0 && self.lr < 100.0) {
             return bad(format!("learning rate {} must be in (0, 100)", self.lr));
         }
         if !(self.warmup_epochs >= 0.0 && self.warmup_epochs <= self.epochs as f64) {
-            return bad(format!("warm-up {} epochs must be within 0..=epochs", self.warmup_epochs));
+            return bad(format!(
+                "warm-up {} epochs must be within 0..=epochs",
+                self.warmup_epochs
+            ));
         }
         if !(self.weight_decay >= 0.0 && self.weight_decay < 1.0) {
             return bad(format!("weight decay {} outside [0, 1)", self.weight_decay));
@@ -187,10 +208,16 @@ impl TrainConfig {
             return bad(format!("SGD momentum {} outside [0, 1)", self.sgd_momentum));
         }
         if !(self.temperature > 1e-3 && self.temperature <= 10.0) {
-            return bad(format!("temperature {} outside (0.001, 10]", self.temperature));
+            return bad(format!(
+                "temperature {} outside (0.001, 10]",
+                self.temperature
+            ));
         }
         if self.queue_size == 0 || self.queue_size > 1 << 20 {
-            return bad(format!("queue size {} outside 1..=1048576", self.queue_size));
+            return bad(format!(
+                "queue size {} outside 1..=1048576",
+                self.queue_size
+            ));
         }
         if !(0.0..=1.0).contains(&self.ema_momentum) {
             return bad(format!("EMA momentum {} outside [0, 1]", self.ema_momentum));

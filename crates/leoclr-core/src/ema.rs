@@ -48,7 +48,10 @@ impl ModuleMapper for Blend {
         if is_buffer(&self.path) {
             return param;
         }
-        let q = self.online.next().expect("online and key encoders differ in structure");
+        let q = self
+            .online
+            .next()
+            .expect("online and key encoders differ in structure");
         let m = self.m;
         param.map(|k| {
             let shape = k.shape();
@@ -70,7 +73,10 @@ pub fn ema_update<M: Module>(key: M, online: &M, m: f64) -> M {
         m,
     };
     let out = key.map(&mut b);
-    debug_assert!(b.online.next().is_none(), "online encoder has more parameters than the key encoder");
+    debug_assert!(
+        b.online.next().is_none(),
+        "online encoder has more parameters than the key encoder"
+    );
     out
 }
 

@@ -17,7 +17,12 @@ impl Encoder {
     pub fn new(cfg: &ModelConfig, device: &Device) -> Self {
         Self {
             backbone: ResNet::new(cfg, device),
-            head: ProjectionHead::new(cfg.backbone.feature_dim(), &cfg.head_hidden, cfg.head_out, device),
+            head: ProjectionHead::new(
+                cfg.backbone.feature_dim(),
+                &cfg.head_hidden,
+                cfg.head_out,
+                device,
+            ),
         }
     }
 
@@ -61,7 +66,12 @@ impl ModuleMapper for SeededInit {
     }
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let name = self.path.last().map(String::as_str).unwrap_or("");
-        let in_bn = self.path.iter().rev().nth(1).is_some_and(|p| p.starts_with("bn"));
+        let in_bn = self
+            .path
+            .iter()
+            .rev()
+            .nth(1)
+            .is_some_and(|p| p.starts_with("bn"));
         let shape = param.lazy_shape();
         let dims = shape.to_vec();
         let n = shape.num_elements();

@@ -32,7 +32,10 @@ impl Features {
     }
 
     fn tensor(&self, device: &Device) -> Tensor<2> {
-        Tensor::from_data(TensorData::new(self.data.clone(), [self.len(), self.dim]), device)
+        Tensor::from_data(
+            TensorData::new(self.data.clone(), [self.len(), self.dim]),
+            device,
+        )
     }
 
     fn labels_u32(&self, what: &str) -> Result<Vec<u32>> {
@@ -67,15 +70,28 @@ pub fn embed(
     let mut data = Vec::new();
     let mut labels = Vec::with_capacity(total);
     let mut dim = 0;
-    for batch in Loader::epoch(dataset, Arc::new(aug.clone()), LoaderConfig::eval(batch_size), 0) {
+    for batch in Loader::epoch(
+        dataset,
+        Arc::new(aug.clone()),
+        LoaderConfig::eval(batch_size),
+        0,
+    ) {
         let batch = batch?;
-        let x = Tensor::<4>::from_data(TensorData::new(batch.original.clone(), batch.shape()), &device);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(batch.original.clone(), batch.shape()),
+            &device,
+        );
         let f = match output {
             Output::Backbone => model.features(x),
             Output::Projection => model.forward(x),
         };
         dim = f.dims()[1];
-        data.extend(f.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?);
+        data.extend(
+            f.into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .map_err(|e| Error::Backend(format!("{e:?}")))?,
+        );
         labels.extend(batch.labels);
         progress(labels.len(), total);
     }
@@ -84,13 +100,25 @@ pub fn embed(
 
 /// Weighted kNN top-1 (k neighbours by cosine similarity, votes weighted by exp(sim / T)),
 /// with `train` as the memory bank and `test` scored.
-pub fn knn_top1(train: &Features, test: &Features, k: usize, temperature: f32, device: &Device) -> Result<f32> {
+pub fn knn_top1(
+    train: &Features,
+    test: &Features,
+    k: usize,
+    temperature: f32,
+    device: &Device,
+) -> Result<f32> {
     let train_labels = train.labels_u32("kNN memory bank")?;
     let test_labels = test.labels_u32("kNN test")?;
     if train.dim != test.dim || train.is_empty() || test.is_empty() {
-        return Err(Error::Config("kNN needs non-empty train and test features of one width".into()));
+        return Err(Error::Config(
+            "kNN needs non-empty train and test features of one width".into(),
+        ));
     }
-    let classes = train_labels.iter().chain(&test_labels).max().map_or(0, |&m| m as usize + 1);
+    let classes = train_labels
+        .iter()
+        .chain(&test_labels)
+        .max()
+        .map_or(0, |&m| m as usize + 1);
     let k = k.min(train.len());
     let device = device.clone().inner();
     let bank = l2_normalize(train.tensor(&device)).transpose();
@@ -99,13 +127,24 @@ pub fn knn_top1(train: &Features, test: &Features, k: usize, temperature: f32, d
     for start in (0..test.len()).step_by(chunk) {
         let end = (start + chunk).min(test.len());
         let rows = Tensor::<2>::from_data(
-            TensorData::new(test.data[start * test.dim..end * test.dim].to_vec(), [end - start, test.dim]),
+            TensorData::new(
+                test.data[start * test.dim..end * test.dim].to_vec(),
+                [end - start, test.dim],
+            ),
             &device,
         );
         let sim = l2_normalize(rows).matmul(bank.clone());
         let (vals, idx) = sim.topk_with_indices(k, 1);
-        let vals = vals.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?;
-        let idx = idx.into_data().convert::<i64>().try_to_vec::<i64>().map_err(|e| Error::Backend(format!("{e:?}")))?;
+        let vals = vals
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| Error::Backend(format!("{e:?}")))?;
+        let idx = idx
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .map_err(|e| Error::Backend(format!("{e:?}")))?;
         for r in 0..end - start {
             let mut votes = vec![0f32; classes];
             for j in 0..k {
@@ -124,33 +163,53 @@ pub fn knn_top1(train: &Features, test: &Features, k: usize, temperature: f32, d
 }
 
 /// Linear probe: a softmax classifier trained with Adam on standardised, frozen features.
-pub fn linear_probe(train: &Features, test: &Features, epochs: usize, seed: u64, device: &Device) -> Result<f32> {
+pub fn linear_probe(
+    train: &Features,
+    test: &Features,
+    epochs: usize,
+    seed: u64,
+    device: &Device,
+) -> Result<f32> {
     let train_labels = train.labels_u32("linear probe train")?;
     let test_labels = test.labels_u32("linear probe test")?;
-    let classes = train_labels.iter().chain(&test_labels).max().map_or(0, |&m| m as usize + 1);
+    let classes = train_labels
+        .iter()
+        .chain(&test_labels)
+        .max()
+        .map_or(0, |&m| m as usize + 1);
     let d = train.dim;
     // Standardise with train statistics (frozen features have arbitrary scales per dimension).
     let n = train.len() as f64;
     let mut mean = vec![0f64; d];
     let mut var = vec![0f64; d];
     for row in train.data.chunks_exact(d) {
-        row.iter().enumerate().for_each(|(j, &v)| mean[j] += v as f64 / n);
+        row.iter()
+            .enumerate()
+            .for_each(|(j, &v)| mean[j] += v as f64 / n);
     }
     for row in train.data.chunks_exact(d) {
-        row.iter().enumerate().for_each(|(j, &v)| var[j] += (v as f64 - mean[j]).powi(2) / n);
+        row.iter()
+            .enumerate()
+            .for_each(|(j, &v)| var[j] += (v as f64 - mean[j]).powi(2) / n);
     }
     let std: Vec<f64> = var.iter().map(|v| v.sqrt().max(1e-6)).collect();
     let norm = |f: &Features| -> Vec<f32> {
         f.data
             .chunks_exact(d)
-            .flat_map(|r| r.iter().enumerate().map(|(j, &v)| ((v as f64 - mean[j]) / std[j]) as f32))
+            .flat_map(|r| {
+                r.iter()
+                    .enumerate()
+                    .map(|(j, &v)| ((v as f64 - mean[j]) / std[j]) as f32)
+            })
             .collect()
     };
     let (xtr, xte) = (norm(train), norm(test));
     let ad = device.clone().autodiff();
     ad.seed(seed);
     let mut model: Linear = LinearConfig::new(d, classes).init(&ad);
-    let mut optim = AdamConfig::new().with_weight_decay(Some(burn::optim::decay::WeightDecayConfig::new(1e-4))).init();
+    let mut optim = AdamConfig::new()
+        .with_weight_decay(Some(burn::optim::decay::WeightDecayConfig::new(1e-4)))
+        .init();
     let batch = 256usize;
     let mut order: Vec<usize> = (0..train.len()).collect();
     let mut rng = Rng::new(seed);
@@ -160,7 +219,10 @@ pub fn linear_probe(train: &Features, test: &Features, epochs: usize, seed: u64,
     for _ in 0..epochs {
         rng.shuffle(&mut order);
         for chunk in order.chunks(batch) {
-            let x: Vec<f32> = chunk.iter().flat_map(|&i| xtr[i * d..(i + 1) * d].iter().copied()).collect();
+            let x: Vec<f32> = chunk
+                .iter()
+                .flat_map(|&i| xtr[i * d..(i + 1) * d].iter().copied())
+                .collect();
             let y: Vec<i64> = chunk.iter().map(|&i| train_labels[i] as i64).collect();
             let x = Tensor::<2>::from_data(TensorData::new(x, [chunk.len(), d]), &ad);
             let y = Tensor::<2, Int>::from_data(TensorData::new(y, [chunk.len(), 1]), &ad);
@@ -181,7 +243,11 @@ pub fn linear_probe(train: &Features, test: &Features, epochs: usize, seed: u64,
         .convert::<i64>()
         .try_to_vec::<i64>()
         .map_err(|e| Error::Backend(format!("{e:?}")))?;
-    let correct = pred.iter().zip(&test_labels).filter(|(p, t)| **p as u32 == **t).count();
+    let correct = pred
+        .iter()
+        .zip(&test_labels)
+        .filter(|(p, t)| **p as u32 == **t)
+        .count();
     Ok(correct as f32 / test.len() as f32)
 }
 
@@ -213,7 +279,11 @@ mod tests {
 
     fn clusters(n: usize, seed: u64, noise: f32) -> Features {
         let mut rng = Rng::new(seed);
-        let centers = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]];
+        let centers = [
+            [1.0, 0.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0, 0.0],
+            [0.0, 0.0, 1.0, 0.0],
+        ];
         let mut data = Vec::new();
         let mut labels = Vec::new();
         for i in 0..n {
@@ -221,7 +291,11 @@ mod tests {
             data.extend(centers[c].iter().map(|v| v + noise * rng.normal() as f32));
             labels.push(Some(c as u32));
         }
-        Features { dim: 4, data, labels }
+        Features {
+            dim: 4,
+            data,
+            labels,
+        }
     }
 
     #[test]
@@ -244,7 +318,11 @@ mod tests {
             data: vec![1.0, 0.1, 1.0, -0.1, 0.0, 1.0, 0.1, 1.0, -0.1, 1.0],
             labels: vec![Some(0), Some(0), Some(1), Some(1), Some(1)],
         };
-        let q = Features { dim: 2, data: vec![1.0, 0.3], labels: vec![Some(0)] };
+        let q = Features {
+            dim: 2,
+            data: vec![1.0, 0.3],
+            labels: vec![Some(0)],
+        };
         let dev = Device::flex();
         // Sharp temperature: class 0's two close neighbours outweigh class 1's three.
         assert_eq!(knn_top1(&bank, &q, 5, 0.1, &dev).unwrap(), 1.0);
@@ -254,7 +332,11 @@ mod tests {
 
     #[test]
     fn embedding_std_detects_collapse() {
-        let collapsed = Features { dim: 4, data: [1.0, 2.0, 3.0, 4.0].repeat(50), labels: vec![None; 50] };
+        let collapsed = Features {
+            dim: 4,
+            data: [1.0, 2.0, 3.0, 4.0].repeat(50),
+            labels: vec![None; 50],
+        };
         assert!(embedding_std(&collapsed) < 1e-6);
         let spread = clusters(300, 5, 0.5);
         assert!(embedding_std(&spread) > 0.2);

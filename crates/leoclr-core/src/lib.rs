@@ -28,7 +28,10 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("{path}: {message}")]
-    Checkpoint { path: std::path::PathBuf, message: String },
+    Checkpoint {
+        path: std::path::PathBuf,
+        message: String,
+    },
     #[error(transparent)]
     Data(#[from] leoclr_data::DataError),
     #[error("{0}")]

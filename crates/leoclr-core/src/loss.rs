@@ -23,8 +23,12 @@ pub const ORIGINAL: usize = 2;
 /// Which views (crop 1, crop 2, original) each encoder must see for a method.
 pub fn views_needed(method: Method) -> (&'static [usize], &'static [usize]) {
     match method {
-        Method::Leoclr { original_branch: OriginalBranch::Key } => (&[CROP1, CROP2], &[ORIGINAL]),
-        Method::Leoclr { original_branch: OriginalBranch::Query } => (&[ORIGINAL], &[CROP1, CROP2]),
+        Method::Leoclr {
+            original_branch: OriginalBranch::Key,
+        } => (&[CROP1, CROP2], &[ORIGINAL]),
+        Method::Leoclr {
+            original_branch: OriginalBranch::Query,
+        } => (&[ORIGINAL], &[CROP1, CROP2]),
         Method::Mocov2 { symmetric: true } => (&[CROP1, CROP2], &[CROP1, CROP2]),
         Method::Mocov2 { symmetric: false } => (&[CROP1], &[CROP2]),
     }
@@ -48,11 +52,15 @@ pub fn objective(
     let k = |i: usize| k[i].clone().expect("key view computed");
     let l = |a: Tensor<2>, b: Tensor<2>| info_nce(a, b, queue.clone(), temperature);
     match method {
-        Method::Leoclr { original_branch: OriginalBranch::Key } => (
+        Method::Leoclr {
+            original_branch: OriginalBranch::Key,
+        } => (
             l(q(CROP1), k(ORIGINAL)) + l(q(CROP2), k(ORIGINAL)),
             k(ORIGINAL),
         ),
-        Method::Leoclr { original_branch: OriginalBranch::Query } => (
+        Method::Leoclr {
+            original_branch: OriginalBranch::Query,
+        } => (
             l(q(ORIGINAL), k(CROP1)) + l(q(ORIGINAL), k(CROP2)),
             Tensor::cat(vec![k(CROP1), k(CROP2)], 0),
         ),
@@ -100,7 +108,9 @@ mod tests {
         .into_scalar::<f32>();
         let want = reference(&q, &k, &queue, 0.5);
         // Row 1: pos 1.414, negs e^-2 + e^0 + e^1.414; row 2: pos e^2, negs e^0 + e^-2 + e^-1.414.
-        let row1 = -((2f32.sqrt()).exp() / (2f32.sqrt().exp() + (-2f32).exp() + 1.0 + 2f32.sqrt().exp())).ln();
+        let row1 = -((2f32.sqrt()).exp()
+            / (2f32.sqrt().exp() + (-2f32).exp() + 1.0 + 2f32.sqrt().exp()))
+        .ln();
         let row2 = -(2f32.exp() / (2f32.exp() + 1.0 + (-2f32).exp() + (-(2f32.sqrt())).exp())).ln();
         assert!((want - (row1 + row2) / 2.0).abs() < 1e-6);
         assert!((got - want).abs() < 1e-5, "{got} vs {want}");
@@ -119,9 +129,25 @@ mod tests {
         let ks = [0, 1, 2].map(|i| Some(t(kv[i].to_vec(), 1, 2)));
         let qt = t(queue.concat(), 2, 2);
         let cases = [
-            (Method::Leoclr { original_branch: OriginalBranch::Key }, r(CROP1, ORIGINAL) + r(CROP2, ORIGINAL), 1),
-            (Method::Leoclr { original_branch: OriginalBranch::Query }, r(ORIGINAL, CROP1) + r(ORIGINAL, CROP2), 2),
-            (Method::Mocov2 { symmetric: true }, r(CROP1, CROP2) + r(CROP2, CROP1), 2),
+            (
+                Method::Leoclr {
+                    original_branch: OriginalBranch::Key,
+                },
+                r(CROP1, ORIGINAL) + r(CROP2, ORIGINAL),
+                1,
+            ),
+            (
+                Method::Leoclr {
+                    original_branch: OriginalBranch::Query,
+                },
+                r(ORIGINAL, CROP1) + r(ORIGINAL, CROP2),
+                2,
+            ),
+            (
+                Method::Mocov2 { symmetric: true },
+                r(CROP1, CROP2) + r(CROP2, CROP1),
+                2,
+            ),
             (Method::Mocov2 { symmetric: false }, r(CROP1, CROP2), 1),
         ];
         for (method, want, enqueued) in cases {
@@ -131,6 +157,10 @@ mod tests {
             assert_eq!(keys.dims()[0], enqueued, "{method:?}");
         }
         // The branch setting matters: the two LeOCLR variants differ on these tensors.
-        assert!((r(CROP1, ORIGINAL) + r(CROP2, ORIGINAL) - r(ORIGINAL, CROP1) - r(ORIGINAL, CROP2)).abs() > 1e-3);
+        assert!(
+            (r(CROP1, ORIGINAL) + r(CROP2, ORIGINAL) - r(ORIGINAL, CROP1) - r(ORIGINAL, CROP2))
+                .abs()
+                > 1e-3
+        );
     }
 }

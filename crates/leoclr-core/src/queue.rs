@@ -49,7 +49,10 @@ impl KeyQueue {
         }
         let first = n.min(k - self.ptr);
         let q = std::mem::replace(&mut self.keys, Tensor::zeros([1, 1], &keys.device()));
-        let mut q = q.slice_assign([self.ptr..self.ptr + first, 0..dim], keys.clone().slice([0..first, 0..dim]));
+        let mut q = q.slice_assign(
+            [self.ptr..self.ptr + first, 0..dim],
+            keys.clone().slice([0..first, 0..dim]),
+        );
         if first < n {
             q = q.slice_assign([0..n - first, 0..dim], keys.slice([first..n, 0..dim]));
         }
@@ -58,7 +61,11 @@ impl KeyQueue {
     }
 
     pub fn to_vec(&self) -> Vec<f32> {
-        self.keys.to_data().convert::<f32>().try_to_vec::<f32>().expect("f32 queue")
+        self.keys
+            .to_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("f32 queue")
     }
 }
 
@@ -71,7 +78,9 @@ mod tests {
     }
 
     fn keys(from: usize, n: usize, dev: &Device) -> Tensor<2> {
-        let v: Vec<f32> = (from..from + n).flat_map(|i| [i as f32, -(i as f32)]).collect();
+        let v: Vec<f32> = (from..from + n)
+            .flat_map(|i| [i as f32, -(i as f32)])
+            .collect();
         Tensor::from_data(TensorData::new(v, [n, 2]), dev)
     }
 

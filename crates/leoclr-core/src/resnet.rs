@@ -76,7 +76,10 @@ impl Block {
             conv: conv(cin, cout, 1, stride, device),
             bn: bn(cout, device),
         });
-        Block { downsample, ..block }
+        Block {
+            downsample,
+            ..block
+        }
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
@@ -122,7 +125,13 @@ impl ResNet {
             let stride = if i == 0 { 1 } else { 2 };
             (0..blocks[i])
                 .map(|b| {
-                    let blk = Block::new(cin, widths[i], if b == 0 { stride } else { 1 }, bottleneck, device);
+                    let blk = Block::new(
+                        cin,
+                        widths[i],
+                        if b == 0 { stride } else { 1 },
+                        bottleneck,
+                        device,
+                    );
                     cin = widths[i] * if bottleneck { 4 } else { 1 };
                     blk
                 })
@@ -146,7 +155,13 @@ impl ResNet {
         if let Some(p) = &self.maxpool {
             x = p.forward(x);
         }
-        for blk in self.layer1.iter().chain(&self.layer2).chain(&self.layer3).chain(&self.layer4) {
+        for blk in self
+            .layer1
+            .iter()
+            .chain(&self.layer2)
+            .chain(&self.layer3)
+            .chain(&self.layer4)
+        {
             x = blk.forward(x);
         }
         let [n, c, _, _] = x.dims();
@@ -164,7 +179,10 @@ mod tests {
         let dev = Device::flex();
         // torchvision resnet18 without fc: 11,689,512 - 513,000 = 11,176,512.
         let r18 = ResNet::new(&ModelConfig::new(Backbone::ResNet18, 3, false), &dev);
-        assert_eq!(r18.num_params(), 11_176_512 + 9_600 /* BN running stats */);
+        assert_eq!(
+            r18.num_params(),
+            11_176_512 + 9_600 /* BN running stats */
+        );
         // torchvision resnet50 without fc: 25,557,032 - 2,049,000 = 23,508,032.
         let r50 = ResNet::new(&ModelConfig::new(Backbone::ResNet50, 3, false), &dev);
         assert_eq!(r50.num_params(), 23_508_032 + 53_120);

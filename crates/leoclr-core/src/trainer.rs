@@ -38,7 +38,9 @@ pub fn sgd(cfg: &TrainConfig) -> ModuleOptimizer {
             dampening: 0.0,
             nesterov: false,
         }))
-        .with_weight_decay((cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32)))
+        .with_weight_decay(
+            (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32)),
+        )
         .init()
 }
 
@@ -48,12 +50,19 @@ impl Trainer {
     pub fn new(config: TrainConfig, device: &Device, steps_per_epoch: usize) -> Result<Self> {
         config.validate()?;
         if steps_per_epoch == 0 {
-            return Err(Error::Config("an epoch of zero steps (dataset smaller than 2 images?)".into()));
+            return Err(Error::Config(
+                "an epoch of zero steps (dataset smaller than 2 images?)".into(),
+            ));
         }
         let device = device.clone().autodiff();
         let online = Encoder::init_seeded(&config.model, config.seed, &device);
         let key = Self::key_copy(&online, &config, &device);
-        let queue = KeyQueue::random(config.queue_size, config.model.head_out, config.seed, &device);
+        let queue = KeyQueue::random(
+            config.queue_size,
+            config.model.head_out,
+            config.seed,
+            &device,
+        );
         Ok(Self {
             optim: sgd(&config),
             config,
@@ -83,7 +92,12 @@ impl Trainer {
 
     /// EMA momentum of the next step.
     pub fn ema_momentum(&self) -> f64 {
-        ema_momentum(self.config.ema_momentum, self.step, self.total_steps(), self.config.ema_cosine)
+        ema_momentum(
+            self.config.ema_momentum,
+            self.step,
+            self.total_steps(),
+            self.config.ema_cosine,
+        )
     }
 
     fn view(&self, batch: &Batch, i: usize) -> Tensor<4> {
@@ -99,10 +113,14 @@ impl Trainer {
     /// so callers read it only when they log.
     pub fn step(&mut self, batch: &Batch) -> Result<Tensor<1>> {
         if batch.len() < 2 {
-            return Err(Error::Config("a training batch needs at least 2 images".into()));
+            return Err(Error::Config(
+                "a training batch needs at least 2 images".into(),
+            ));
         }
         if batch.crops[0].is_empty() {
-            return Err(Error::Config("training needs a batch built in train mode".into()));
+            return Err(Error::Config(
+                "training needs a batch built in train mode".into(),
+            ));
         }
         let m = self.ema_momentum();
         let lr = self.lr();
@@ -117,7 +135,13 @@ impl Trainer {
         for &i in q_views {
             q[i] = Some(self.online.forward(self.view(batch, i)));
         }
-        let (loss, keys) = objective(self.config.method, &q, &k, &self.queue.keys, self.config.temperature);
+        let (loss, keys) = objective(
+            self.config.method,
+            &q,
+            &k,
+            &self.queue.keys,
+            self.config.temperature,
+        );
         let grads = GradientsParams::from_grads(loss.backward(), &self.online);
         self.online = self.optim.step(lr, self.online.clone(), grads);
         self.queue.enqueue(keys);
@@ -136,7 +160,11 @@ pub(crate) mod tests {
     pub(crate) fn toy_batch(n: usize, size: usize, seed: u64) -> Batch {
         let mut rng = leoclr_data::Rng::new(seed);
         let per = size * size;
-        let mut v = || (0..n * per).map(|_| rng.normal() as f32).collect::<Vec<_>>();
+        let mut v = || {
+            (0..n * per)
+                .map(|_| rng.normal() as f32)
+                .collect::<Vec<_>>()
+        };
         Batch {
             index: 0,
             ids: (0..n).collect(),
@@ -165,14 +193,24 @@ pub(crate) mod tests {
     #[test]
     fn key_encoder_gets_no_gradient_and_moves_by_the_ema_formula() {
         let dev = Device::flex();
-        let mut t = Trainer::new(tiny_config(Method::Leoclr { original_branch: OriginalBranch::Key }), &dev, 4).unwrap();
+        let mut t = Trainer::new(
+            tiny_config(Method::Leoclr {
+                original_branch: OriginalBranch::Key,
+            }),
+            &dev,
+            4,
+        )
+        .unwrap();
         let batch = toy_batch(4, 12, 1);
         t.step(&batch).unwrap();
         // After one step the online encoder moved, the key still equals the initial weights (the EMA
         // ran before the step, when online == key).
         let k0 = parameters(&t.key);
         let q1 = parameters(&t.online);
-        assert!(k0.iter().zip(&q1).any(|(a, b)| a != b), "online encoder did not move");
+        assert!(
+            k0.iter().zip(&q1).any(|(a, b)| a != b),
+            "online encoder did not move"
+        );
         let m = t.ema_momentum();
         t.step(&batch).unwrap();
         let k1 = parameters(&t.key);
@@ -193,15 +231,22 @@ pub(crate) mod tests {
     fn every_method_trains_and_short_batches_work() {
         let dev = Device::flex();
         for method in [
-            Method::Leoclr { original_branch: OriginalBranch::Key },
-            Method::Leoclr { original_branch: OriginalBranch::Query },
+            Method::Leoclr {
+                original_branch: OriginalBranch::Key,
+            },
+            Method::Leoclr {
+                original_branch: OriginalBranch::Query,
+            },
             Method::Mocov2 { symmetric: true },
             Method::Mocov2 { symmetric: false },
         ] {
             let mut t = Trainer::new(tiny_config(method), &dev, 3).unwrap();
             // 3 does not divide the queue of 10, and the last batch is short.
             for (i, n) in [3, 3, 2].into_iter().enumerate() {
-                let loss = t.step(&toy_batch(n, 12, i as u64)).unwrap().into_scalar::<f32>();
+                let loss = t
+                    .step(&toy_batch(n, 12, i as u64))
+                    .unwrap()
+                    .into_scalar::<f32>();
                 assert!(loss.is_finite() && loss > 0.0, "{method:?}: {loss}");
             }
             assert_eq!(t.step, 3);
@@ -212,7 +257,8 @@ pub(crate) mod tests {
     fn same_seed_same_first_losses() {
         let dev = Device::flex();
         let run = || {
-            let mut t = Trainer::new(tiny_config(Method::Mocov2 { symmetric: true }), &dev, 2).unwrap();
+            let mut t =
+                Trainer::new(tiny_config(Method::Mocov2 { symmetric: true }), &dev, 2).unwrap();
             (0..2)
                 .map(|i| t.step(&toy_batch(4, 12, i)).unwrap().into_scalar::<f32>())
                 .collect::<Vec<_>>()
@@ -224,11 +270,28 @@ pub(crate) mod tests {
     fn loader_batches_feed_the_trainer() {
         let dir = tempfile::tempdir().unwrap();
         let imgs: Vec<u8> = (0..6 * 10 * 10).map(|i| (i * 13 % 255) as u8).collect();
-        std::fs::write(dir.path().join("train-images-idx3-ubyte"), leoclr_data::idx::encode(&[6, 10, 10], &imgs)).unwrap();
-        std::fs::write(dir.path().join("train-labels-idx1-ubyte"), leoclr_data::idx::encode(&[6], &[0, 1, 2, 0, 1, 2])).unwrap();
-        let ds = std::sync::Arc::new(Dataset::open(&DatasetSpec::new(dir.path(), leoclr_data::Split::Train)).unwrap());
+        std::fs::write(
+            dir.path().join("train-images-idx3-ubyte"),
+            leoclr_data::idx::encode(&[6, 10, 10], &imgs),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("train-labels-idx1-ubyte"),
+            leoclr_data::idx::encode(&[6], &[0, 1, 2, 0, 1, 2]),
+        )
+        .unwrap();
+        let ds = std::sync::Arc::new(
+            Dataset::open(&DatasetSpec::new(dir.path(), leoclr_data::Split::Train)).unwrap(),
+        );
         let aug = std::sync::Arc::new(AugmentConfig::small(8, 1));
-        let mut t = Trainer::new(tiny_config(Method::Leoclr { original_branch: OriginalBranch::Key }), &Device::flex(), 2).unwrap();
+        let mut t = Trainer::new(
+            tiny_config(Method::Leoclr {
+                original_branch: OriginalBranch::Key,
+            }),
+            &Device::flex(),
+            2,
+        )
+        .unwrap();
         for b in Loader::epoch(ds, aug, LoaderConfig::train(3, 0), 0) {
             t.step(&b.unwrap()).unwrap();
         }

@@ -10,8 +10,21 @@ use leoclr_data::{Batch, Rng};
 
 fn toy_batch(n: usize, size: usize, seed: u64) -> Batch {
     let mut rng = Rng::new(seed);
-    let mut v = || (0..n * size * size).map(|_| rng.normal() as f32).collect::<Vec<_>>();
-    Batch { index: 0, ids: (0..n).collect(), labels: vec![None; n], channels: 1, size, crops: [v(), v()], original: v(), params: vec![] }
+    let mut v = || {
+        (0..n * size * size)
+            .map(|_| rng.normal() as f32)
+            .collect::<Vec<_>>()
+    };
+    Batch {
+        index: 0,
+        ids: (0..n).collect(),
+        labels: vec![None; n],
+        channels: 1,
+        size,
+        crops: [v(), v()],
+        original: v(),
+        params: vec![],
+    }
 }
 
 fn cfg() -> TrainConfig {
@@ -19,7 +32,9 @@ fn cfg() -> TrainConfig {
     model.head_hidden = vec![16];
     model.head_out = 8;
     TrainConfig {
-        method: Method::Leoclr { original_branch: OriginalBranch::Key },
+        method: Method::Leoclr {
+            original_branch: OriginalBranch::Key,
+        },
         queue_size: 6,
         epochs: 2,
         batch_size: 4,
@@ -28,42 +43,53 @@ fn cfg() -> TrainConfig {
 }
 
 #[test]
-    fn resume_continues_the_same_run_exactly() {
-        let dev = Device::flex();
-        let dir = tempfile::tempdir().unwrap();
-        let batches: Vec<_> = (0..4).map(|i| toy_batch(4, 10, i)).collect();
-        // Straight through.
-        let mut a = Trainer::new(cfg(), &dev, 2).unwrap();
-        for b in &batches {
-            a.step(b).unwrap();
-        }
-        // Two steps, checkpoint, reload, two more.
-        let mut b = Trainer::new(cfg(), &dev, 2).unwrap();
-        b.step(&batches[0]).unwrap();
-        b.step(&batches[1]).unwrap();
-        b.epoch = 1;
-        save(dir.path(), &b, serde_json::json!({"note": "x"})).unwrap();
-        drop(b);
-        let (mut c, meta) = load_trainer(dir.path(), &dev).unwrap();
-        assert_eq!((meta.epoch, c.step, c.epoch), (1, 2, 1));
-        assert_eq!(meta.extra["note"], "x");
-        c.step(&batches[2]).unwrap();
-        let lc = c.step(&batches[3]).unwrap().into_scalar::<f32>();
-        let pa = parameters(&a.online);
-        let pc = parameters(&c.online);
-
-        for (x, y) in pa.iter().flatten().zip(pc.iter().flatten()) {
-            assert!((x - y).abs() < 1e-5, "{x} vs {y}");
-        }
-        assert_eq!(a.queue.to_vec(), c.queue.to_vec());
-        assert_eq!(a.queue.ptr, c.queue.ptr);
-        let _ = lc;
-        // BatchNorm running statistics were saved too: inference outputs agree.
-        let x = burn::tensor::Tensor::<4>::ones([2, 1, 10, 10], &dev);
-        let ya = a.online.valid().features(x.clone()).into_data().try_to_vec::<f32>().unwrap();
-        let yc = c.online.valid().features(x).into_data().try_to_vec::<f32>().unwrap();
-        for (p, q) in ya.iter().zip(&yc) {
-            assert!((p - q).abs() < 1e-4);
-        }
+fn resume_continues_the_same_run_exactly() {
+    let dev = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    let batches: Vec<_> = (0..4).map(|i| toy_batch(4, 10, i)).collect();
+    // Straight through.
+    let mut a = Trainer::new(cfg(), &dev, 2).unwrap();
+    for b in &batches {
+        a.step(b).unwrap();
     }
+    // Two steps, checkpoint, reload, two more.
+    let mut b = Trainer::new(cfg(), &dev, 2).unwrap();
+    b.step(&batches[0]).unwrap();
+    b.step(&batches[1]).unwrap();
+    b.epoch = 1;
+    save(dir.path(), &b, serde_json::json!({"note": "x"})).unwrap();
+    drop(b);
+    let (mut c, meta) = load_trainer(dir.path(), &dev).unwrap();
+    assert_eq!((meta.epoch, c.step, c.epoch), (1, 2, 1));
+    assert_eq!(meta.extra["note"], "x");
+    c.step(&batches[2]).unwrap();
+    let lc = c.step(&batches[3]).unwrap().into_scalar::<f32>();
+    let pa = parameters(&a.online);
+    let pc = parameters(&c.online);
 
+    for (x, y) in pa.iter().flatten().zip(pc.iter().flatten()) {
+        assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+    }
+    assert_eq!(a.queue.to_vec(), c.queue.to_vec());
+    assert_eq!(a.queue.ptr, c.queue.ptr);
+    let _ = lc;
+    // BatchNorm running statistics were saved too: inference outputs agree.
+    let x = burn::tensor::Tensor::<4>::ones([2, 1, 10, 10], &dev);
+    let ya = a
+        .online
+        .valid()
+        .features(x.clone())
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let yc = c
+        .online
+        .valid()
+        .features(x)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    for (p, q) in ya.iter().zip(&yc) {
+        assert!((p - q).abs() < 1e-4);
+    }
+}

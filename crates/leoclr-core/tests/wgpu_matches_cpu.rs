@@ -5,12 +5,18 @@
 //! CI installs mesa-vulkan-drivers and runs it.
 
 use burn::tensor::Device;
-use leoclr_core::{Backbone, BackendKind, Method, ModelConfig, OriginalBranch, TrainConfig, Trainer};
+use leoclr_core::{
+    Backbone, BackendKind, Method, ModelConfig, OriginalBranch, TrainConfig, Trainer,
+};
 use leoclr_data::{Batch, Rng};
 
 fn batch(n: usize, size: usize, seed: u64) -> Batch {
     let mut rng = Rng::new(seed);
-    let mut v = || (0..n * size * size).map(|_| rng.normal() as f32).collect::<Vec<_>>();
+    let mut v = || {
+        (0..n * size * size)
+            .map(|_| rng.normal() as f32)
+            .collect::<Vec<_>>()
+    };
     Batch {
         index: 0,
         ids: (0..n).collect(),
@@ -28,14 +34,18 @@ fn losses(device: &Device) -> Vec<f32> {
     model.head_hidden = vec![64];
     model.head_out = 32;
     let cfg = TrainConfig {
-        method: Method::Leoclr { original_branch: OriginalBranch::Key },
+        method: Method::Leoclr {
+            original_branch: OriginalBranch::Key,
+        },
         queue_size: 64,
         epochs: 1,
         batch_size: 8,
         ..TrainConfig::small(model)
     };
     let mut t = Trainer::new(cfg, device, 2).unwrap();
-    (0..2).map(|i| t.step(&batch(8, 16, i)).unwrap().into_scalar::<f32>()).collect()
+    (0..2)
+        .map(|i| t.step(&batch(8, 16, i)).unwrap().into_scalar::<f32>())
+        .collect()
 }
 
 #[test]
@@ -49,6 +59,9 @@ fn wgpu_first_steps_match_cpu() {
     eprintln!("cpu {cpu:?} wgpu {gpu:?}");
     for (c, g) in cpu.iter().zip(&gpu) {
         assert!(c.is_finite() && g.is_finite());
-        assert!((c - g).abs() < 2e-3 * c.abs().max(1.0), "cpu {c} vs wgpu {g}");
+        assert!(
+            (c - g).abs() < 2e-3 * c.abs().max(1.0),
+            "cpu {c} vs wgpu {g}"
+        );
     }
 }

@@ -71,18 +71,33 @@ impl AugmentConfig {
             return Err(format!("view size {} outside 1..=1024", self.size));
         }
         if !(self.scale.0 > 0.0 && self.scale.0 <= self.scale.1 && self.scale.1 <= 1.0) {
-            return Err(format!("crop scale {:?} must satisfy 0 < min <= max <= 1", self.scale));
+            return Err(format!(
+                "crop scale {:?} must satisfy 0 < min <= max <= 1",
+                self.scale
+            ));
         }
         if !(self.ratio.0 > 0.0 && self.ratio.0 <= self.ratio.1) {
-            return Err(format!("crop ratio {:?} must satisfy 0 < min <= max", self.ratio));
+            return Err(format!(
+                "crop ratio {:?} must satisfy 0 < min <= max",
+                self.ratio
+            ));
         }
-        for p in [self.flip_p, self.jitter_p, self.gray_p, self.blur_p, self.original_flip_p] {
+        for p in [
+            self.flip_p,
+            self.jitter_p,
+            self.gray_p,
+            self.blur_p,
+            self.original_flip_p,
+        ] {
             if !in01(p) {
                 return Err(format!("probability {p} outside [0, 1]"));
             }
         }
         if self.jitter.iter().any(|&j| !(0.0..=1.0).contains(&j)) || self.jitter[3] > 0.5 {
-            return Err(format!("jitter {:?} outside [0, 1] (hue at most 0.5)", self.jitter));
+            return Err(format!(
+                "jitter {:?} outside [0, 1] (hue at most 0.5)",
+                self.jitter
+            ));
         }
         if self.mean.len() != channels || self.std.len() != channels {
             return Err(format!(
@@ -126,7 +141,13 @@ pub struct View {
 }
 
 /// torchvision's `RandomResizedCrop.get_params`.
-pub fn sample_crop(w: usize, h: usize, scale: (f64, f64), ratio: (f64, f64), rng: &mut Rng) -> CropBox {
+pub fn sample_crop(
+    w: usize,
+    h: usize,
+    scale: (f64, f64),
+    ratio: (f64, f64),
+    rng: &mut Rng,
+) -> CropBox {
     let area = (w * h) as f64;
     let (lr0, lr1) = (ratio.0.ln(), ratio.1.ln());
     for _ in 0..10 {
@@ -337,7 +358,9 @@ fn grayscale(px: &mut [f32]) {
 
 fn gaussian_blur(px: &mut [f32], s: usize, c: usize, sigma: f32) {
     let r = ((3.0 * sigma).ceil() as isize).max(1);
-    let k: Vec<f32> = (-r..=r).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let k: Vec<f32> = (-r..=r)
+        .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
+        .collect();
     let total: f32 = k.iter().sum();
     let k: Vec<f32> = k.iter().map(|v| v / total).collect();
     let idx = |v: isize| v.clamp(0, s as isize - 1) as usize;
@@ -472,8 +495,14 @@ mod tests {
                 assert_eq!(va.params, vb.params);
                 assert_eq!(va.pixels, vb.pixels);
                 let cb = va.params.crop;
-                assert!(cb.x >= 0.0 && cb.y >= 0.0 && cb.w >= 1.0 && cb.h >= 1.0, "{cb:?}");
-                assert!(cb.x + cb.w <= w as f32 && cb.y + cb.h <= h as f32, "{cb:?} in {w}x{h}");
+                assert!(
+                    cb.x >= 0.0 && cb.y >= 0.0 && cb.w >= 1.0 && cb.h >= 1.0,
+                    "{cb:?}"
+                );
+                assert!(
+                    cb.x + cb.w <= w as f32 && cb.y + cb.h <= h as f32,
+                    "{cb:?} in {w}x{h}"
+                );
                 let frac = cb.w * cb.h / (w * h) as f32;
                 assert!(frac <= 1.0 + 1e-6);
                 assert_eq!(va.pixels.len(), 24 * 24 * 3);
@@ -507,7 +536,12 @@ mod tests {
     fn identity_resample_is_exact_and_downscale_averages() {
         let img = gradient_image(8, 8, 1);
         let f = to_float(&img);
-        let full = CropBox { x: 0.0, y: 0.0, w: 8.0, h: 8.0 };
+        let full = CropBox {
+            x: 0.0,
+            y: 0.0,
+            w: 8.0,
+            h: 8.0,
+        };
         let same = resample(&f, 8, 8, 1, full, 8);
         for (a, b) in same.iter().zip(&f) {
             assert!((a - b).abs() < 1e-6);
@@ -547,7 +581,9 @@ mod tests {
         let rgb = to_rgb8(&v.pixels, 32, &cfg);
         // Grayscale: the three channels agree (up to rounding).
         for p in rgb.chunks_exact(3) {
-            assert!((p[0] as i32 - p[1] as i32).abs() <= 1 && (p[1] as i32 - p[2] as i32).abs() <= 1);
+            assert!(
+                (p[0] as i32 - p[1] as i32).abs() <= 1 && (p[1] as i32 - p[2] as i32).abs() <= 1
+            );
         }
         let (h, s, v2) = rgb_to_hsv(0.2, 0.5, 0.9);
         let (r, g, b) = hsv_to_rgb(h, s, v2);

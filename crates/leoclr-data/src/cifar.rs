@@ -14,15 +14,21 @@ pub fn open(path: &Path, split: Split, hundred: bool) -> Result<Dataset> {
         let files = match split {
             Split::Train | Split::TrainUnlabeled => vec!["train.bin".to_string()],
             Split::Test => vec!["test.bin".to_string()],
-            Split::Unlabeled => return Err(DataError::format(path, "CIFAR has no unlabeled split")),
+            Split::Unlabeled => {
+                return Err(DataError::format(path, "CIFAR has no unlabeled split"));
+            }
         };
         (dir, files, "fine_label_names.txt")
     } else {
         let dir = resolve_dir(path, "cifar-10-batches-bin", "test_batch.bin");
         let files = match split {
-            Split::Train | Split::TrainUnlabeled => (1..=5).map(|i| format!("data_batch_{i}.bin")).collect(),
+            Split::Train | Split::TrainUnlabeled => {
+                (1..=5).map(|i| format!("data_batch_{i}.bin")).collect()
+            }
             Split::Test => vec!["test_batch.bin".to_string()],
-            Split::Unlabeled => return Err(DataError::format(path, "CIFAR has no unlabeled split")),
+            Split::Unlabeled => {
+                return Err(DataError::format(path, "CIFAR has no unlabeled split"));
+            }
         };
         (dir, files, "batches.meta.txt")
     };
@@ -50,7 +56,9 @@ pub fn open(path: &Path, split: Split, hundred: bool) -> Result<Dataset> {
             if label > max_label {
                 return Err(DataError::format(
                     &p,
-                    format!("record {r}: label {label} out of range 0..={max_label} (wrong format?)"),
+                    format!(
+                        "record {r}: label {label} out of range 0..={max_label} (wrong format?)"
+                    ),
                 ));
             }
             labels.push(Some(label as u32));
@@ -58,7 +66,15 @@ pub fn open(path: &Path, split: Split, hundred: bool) -> Result<Dataset> {
         }
     }
     let classes = read_names(&dir.join(meta));
-    let name = format!("cifar{}-{}", if hundred { 100 } else { 10 }, if split == Split::Test { "test" } else { "train" });
+    let name = format!(
+        "cifar{}-{}",
+        if hundred { 100 } else { 10 },
+        if split == Split::Test {
+            "test"
+        } else {
+            "train"
+        }
+    );
     Ok(Dataset::in_memory(name, 32, 32, 3, pixels, labels, classes))
 }
 

@@ -43,7 +43,9 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(raw.len() * 4);
         flate2::read::MultiGzDecoder::new(&raw[..])
             .read_to_end(&mut out)
-            .map_err(|e| DataError::format(path, format!("corrupt or truncated gzip stream: {e}")))?;
+            .map_err(|e| {
+                DataError::format(path, format!("corrupt or truncated gzip stream: {e}"))
+            })?;
         Ok(out)
     } else {
         Ok(raw)

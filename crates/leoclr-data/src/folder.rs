@@ -6,7 +6,9 @@ use crate::error::{DataError, Result};
 use crate::image::ImageU8;
 use crate::source::Dataset;
 
-const EXTENSIONS: [&str; 9] = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "pgm"];
+const EXTENSIONS: [&str; 9] = [
+    "jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "pgm",
+];
 /// Larger images are almost certainly a mistake (or a decompression bomb).
 const MAX_SIDE: u32 = 16384;
 
@@ -47,7 +49,12 @@ pub fn open(root: &Path) -> Result<Dataset> {
     if !class_dirs.is_empty() {
         for (d, files) in class_dirs {
             let label = classes.len() as u32;
-            classes.push(d.file_name().unwrap_or_default().to_string_lossy().to_string());
+            classes.push(
+                d.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .to_string(),
+            );
             labels.extend(std::iter::repeat_n(Some(label), files.len()));
             paths.extend(files);
         }
@@ -64,7 +71,11 @@ pub fn open(root: &Path) -> Result<Dataset> {
             format!("no images found (looked for {})", EXTENSIONS.join(", ")),
         ));
     }
-    let name = root.file_name().unwrap_or_default().to_string_lossy().to_string();
+    let name = root
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
     Ok(Dataset::files(name, paths, labels, classes))
 }
 

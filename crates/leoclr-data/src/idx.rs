@@ -21,23 +21,35 @@ const FASHION_CLASSES: [&str; 10] = [
 /// Parses an IDX file of unsigned bytes; returns (dims, data).
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<u8>)> {
     if bytes.len() < 4 {
-        return Err(DataError::format(path, "truncated IDX header (under 4 bytes)"));
+        return Err(DataError::format(
+            path,
+            "truncated IDX header (under 4 bytes)",
+        ));
     }
     if bytes[0] != 0 || bytes[1] != 0 {
         return Err(DataError::format(
             path,
-            format!("not an IDX file (magic {:02x}{:02x}{:02x}{:02x})", bytes[0], bytes[1], bytes[2], bytes[3]),
+            format!(
+                "not an IDX file (magic {:02x}{:02x}{:02x}{:02x})",
+                bytes[0], bytes[1], bytes[2], bytes[3]
+            ),
         ));
     }
     if bytes[2] != 0x08 {
         return Err(DataError::format(
             path,
-            format!("IDX element type 0x{:02x} unsupported (only unsigned bytes, 0x08)", bytes[2]),
+            format!(
+                "IDX element type 0x{:02x} unsupported (only unsigned bytes, 0x08)",
+                bytes[2]
+            ),
         ));
     }
     let ndim = bytes[3] as usize;
     if ndim == 0 || ndim > 4 {
-        return Err(DataError::format(path, format!("IDX with {ndim} dimensions unsupported")));
+        return Err(DataError::format(
+            path,
+            format!("IDX with {ndim} dimensions unsupported"),
+        ));
     }
     let header = 4 + 4 * ndim;
     if bytes.len() < header {
@@ -48,13 +60,18 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<u8>)> {
         .collect();
     let expected = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     let Some(expected) = expected.filter(|&e| e <= (1 << 34)) else {
-        return Err(DataError::format(path, format!("absurd IDX dimensions {dims:?}")));
+        return Err(DataError::format(
+            path,
+            format!("absurd IDX dimensions {dims:?}"),
+        ));
     };
     let have = bytes.len() - header;
     if have < expected {
         return Err(DataError::format(
             path,
-            format!("truncated: dimensions {dims:?} need {expected} bytes of data, file has {have}"),
+            format!(
+                "truncated: dimensions {dims:?} need {expected} bytes of data, file has {have}"
+            ),
         ));
     }
     Ok((dims, bytes[header..header + expected].to_vec()))
@@ -86,7 +103,10 @@ pub fn open(dir: &Path, split: Split) -> Result<Dataset> {
         Split::Train | Split::TrainUnlabeled => "train",
         Split::Test => "t10k",
         Split::Unlabeled => {
-            return Err(DataError::format(dir, "IDX datasets have no unlabeled split"));
+            return Err(DataError::format(
+                dir,
+                "IDX datasets have no unlabeled split",
+            ));
         }
     };
     let img_path = find(dir, &format!("{prefix}-images-idx3-ubyte"))?;
@@ -102,10 +122,17 @@ pub fn open(dir: &Path, split: Split) -> Result<Dataset> {
     if ldims.len() != 1 || ldims[0] != dims[0] {
         return Err(DataError::format(
             &lbl_path,
-            format!("{} labels for {} images", ldims.first().copied().unwrap_or(0), dims[0]),
+            format!(
+                "{} labels for {} images",
+                ldims.first().copied().unwrap_or(0),
+                dims[0]
+            ),
         ));
     }
-    let is_fashion = dir.to_string_lossy().to_ascii_lowercase().contains("fashion");
+    let is_fashion = dir
+        .to_string_lossy()
+        .to_ascii_lowercase()
+        .contains("fashion");
     let classes = if is_fashion {
         FASHION_CLASSES.iter().map(|s| s.to_string()).collect()
     } else {

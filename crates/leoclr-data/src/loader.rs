@@ -58,7 +58,9 @@ impl LoaderConfig {
 }
 
 fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8)
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8)
 }
 
 /// One batch, every view as normalised NCHW floats.
@@ -249,7 +251,9 @@ impl Iterator for BatchIter {
             }
             Err(_) => {
                 self.next = self.total;
-                Some(Err(DataError::Config("loader worker stopped unexpectedly".into())))
+                Some(Err(DataError::Config(
+                    "loader worker stopped unexpectedly".into(),
+                )))
             }
         }
     }
@@ -262,7 +266,15 @@ mod tests {
     fn toy(n: usize) -> Arc<Dataset> {
         let pixels = (0..n * 8 * 8).map(|i| (i % 251) as u8).collect();
         let labels = (0..n).map(|i| Some((i % 3) as u32)).collect();
-        Arc::new(Dataset::in_memory("toy".into(), 8, 8, 1, pixels, labels, vec![]))
+        Arc::new(Dataset::in_memory(
+            "toy".into(),
+            8,
+            8,
+            1,
+            pixels,
+            labels,
+            vec![],
+        ))
     }
 
     #[test]

@@ -113,7 +113,10 @@ mod tests {
             assert!(a.below(10) < 10);
             b.below(10);
         }
-        assert_ne!(Rng::derive(1, &[0, 1]).next_u64(), Rng::derive(1, &[1, 0]).next_u64());
+        assert_ne!(
+            Rng::derive(1, &[0, 1]).next_u64(),
+            Rng::derive(1, &[1, 0]).next_u64()
+        );
     }
 
     #[test]

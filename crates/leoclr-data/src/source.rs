@@ -329,7 +329,10 @@ pub fn detect_format(path: &Path) -> Result<DatasetFormat> {
     if has("train-images-idx3-ubyte") || has("t10k-images-idx3-ubyte") {
         return Ok(DatasetFormat::Idx);
     }
-    if has("data_batch_1.bin") || has("test_batch.bin") || sub("cifar-10-batches-bin", "test_batch.bin") {
+    if has("data_batch_1.bin")
+        || has("test_batch.bin")
+        || sub("cifar-10-batches-bin", "test_batch.bin")
+    {
         return Ok(DatasetFormat::Cifar10);
     }
     if (has("train.bin") && has("test.bin")) || sub("cifar-100-binary", "test.bin") {

@@ -35,11 +35,15 @@ pub fn encode_record(img: &ImageU8) -> Vec<u8> {
 }
 
 fn count(path: &Path) -> Result<usize> {
-    let len = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?.len() as usize;
+    let len = std::fs::metadata(path)
+        .map_err(|e| DataError::io(path, e))?
+        .len() as usize;
     if len == 0 || len % RECORD != 0 {
         return Err(DataError::format(
             path,
-            format!("size {len} is not a multiple of the {RECORD}-byte STL-10 image (truncated or wrong format)"),
+            format!(
+                "size {len} is not a multiple of the {RECORD}-byte STL-10 image (truncated or wrong format)"
+            ),
         ));
     }
     Ok(len / RECORD)
@@ -48,7 +52,10 @@ fn count(path: &Path) -> Result<usize> {
 fn labels(path: &Path, n: usize) -> Result<Vec<Option<u32>>> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     if bytes.len() != n {
-        return Err(DataError::format(path, format!("{} labels for {n} images", bytes.len())));
+        return Err(DataError::format(
+            path,
+            format!("{} labels for {n} images", bytes.len()),
+        ));
     }
     bytes
         .iter()
@@ -57,7 +64,10 @@ fn labels(path: &Path, n: usize) -> Result<Vec<Option<u32>>> {
             if (1..=10).contains(&b) {
                 Ok(Some(b as u32 - 1))
             } else {
-                Err(DataError::format(path, format!("label {b} at {i} outside 1..=10")))
+                Err(DataError::format(
+                    path,
+                    format!("label {b} at {i} outside 1..=10"),
+                ))
             }
         })
         .collect()

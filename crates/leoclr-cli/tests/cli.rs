@@ -1,0 +1,150 @@
+//! The `leoclr` binary end to end on the bundled Fashion-MNIST subset: train, metrics, checkpoint,
+//! stop and resume (same losses as an uninterrupted run), eval --json, and clear errors on bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn leoclr(args: &[&str]) -> std::process::Output {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    Command::new(env!("CARGO_BIN_EXE_leoclr"))
+        .args(args)
+        .current_dir(root)
+        .output()
+        .expect("run leoclr")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = leoclr(args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "leoclr {args:?} failed:\n{text}");
+    text
+}
+
+fn metrics(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+const RUN: &[&str] = &[
+    "train",
+    "--limit",
+    "96",
+    "--test-limit",
+    "64",
+    "--epochs",
+    "2",
+    "--batch",
+    "32",
+    "--queue",
+    "64",
+    "--small-stem",
+    "false",
+    "--no-baseline",
+    "--workers",
+    "2",
+];
+
+fn run_dir(tmp: &tempfile::TempDir, name: &str) -> PathBuf {
+    tmp.path().join(name)
+}
+
+#[test]
+fn train_stop_resume_and_eval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = run_dir(&tmp, "a");
+    let b = run_dir(&tmp, "b");
+    let mut args = RUN.to_vec();
+    args.extend(["--out", a.to_str().unwrap()]);
+    ok(&args);
+    let ma = metrics(&a);
+    assert_eq!(ma.len(), 2);
+    for key in ["epoch", "loss", "lr", "images_per_s"] {
+        assert!(ma[1].get(key).is_some(), "metrics lack {key}: {}", ma[1]);
+    }
+    let knn = ma[1]["knn_top1"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&knn));
+    assert!(a.join("checkpoint.leoclr").exists());
+
+    // Stop after the first epoch's checkpoint, then resume in a new process.
+    let mut args = RUN.to_vec();
+    args.extend(["--out", b.to_str().unwrap(), "--max-steps", "3"]);
+    ok(&args);
+    assert_eq!(metrics(&b).len(), 1);
+    let text = ok(&["train", "--resume", b.to_str().unwrap()]);
+    assert!(text.contains("resuming"), "{text}");
+    let mb = metrics(&b);
+    assert_eq!(mb.len(), 2);
+    for e in 0..2 {
+        let (la, lb) = (
+            ma[e]["loss"].as_f64().unwrap(),
+            mb[e]["loss"].as_f64().unwrap(),
+        );
+        assert!(
+            (la - lb).abs() < 1e-3 * la.abs(),
+            "epoch {}: {la} vs {lb}",
+            e + 1
+        );
+    }
+
+    let out = ok(&[
+        "eval",
+        "--checkpoint",
+        a.to_str().unwrap(),
+        "--limit",
+        "96",
+        "--test-limit",
+        "64",
+        "--probe-epochs",
+        "5",
+        "--json",
+    ]);
+    let line = out.lines().rev().find(|l| l.starts_with('{')).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    for key in ["knn_top1", "linear_top1"] {
+        let x = v[key].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&x), "{key} = {x}");
+    }
+}
+
+#[test]
+fn bad_input_is_a_clear_error_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = leoclr(&[
+        "train",
+        "--data",
+        "/nonexistent/data",
+        "--out",
+        tmp.path().to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("/nonexistent/data") && !err.contains("panicked"),
+        "{err}"
+    );
+    let out = leoclr(&[
+        "train",
+        "--temperature",
+        "0",
+        "--out",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("temperature"));
+    // A corrupt checkpoint.
+    let ck = tmp.path().join("checkpoint.leoclr");
+    std::fs::write(&ck, b"garbage").unwrap();
+    let out = leoclr(&["eval", "--checkpoint", ck.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("checkpoint.leoclr") && err.contains("not a LeOCLR checkpoint"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+}

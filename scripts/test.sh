@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need, then formats-checks,
+# lints and runs every test (CPU, and wgpu on Mesa's lavapipe Vulkan driver).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+# lavapipe (CPU Vulkan) for the wgpu test; the Vulkan loader.
+apt_install mesa-vulkan-drivers libvulkan1
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+start=$(date +%s)
+cargo fmt --all --check
+# One cargo invocation shape everywhere (--workspace, all targets): feature unification then
+# matches and burn is compiled once for tests, clippy metadata and the binary.
+cargo build --workspace --all-targets
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace
+echo "test suite finished in $(( $(date +%s) - start )) s"
