@@ -1,6 +1,7 @@
 //! `leoclr`: train, evaluate and inspect LeOCLR / MoCo-v2 models from the command line.
 
 mod args;
+mod compare;
 mod eval_cmd;
 mod subset;
 mod train_cmd;
@@ -13,6 +14,7 @@ fn main() {
         args::Command::Train(a) => train_cmd::run(a),
         args::Command::Eval(a) => eval_cmd::run(a),
         args::Command::Subset(a) => subset::run(a),
+        args::Command::Compare(a) => compare::run(a),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");

@@ -6,6 +6,7 @@ use clap::Parser;
 use leoclr_core::checkpoint;
 use leoclr_core::encoder::Encoder;
 use leoclr_core::eval::embedding_std;
+use leoclr_core::fit::fit_epoch;
 use leoclr_core::{Method, ModelConfig, TrainConfig, Trainer};
 use leoclr_data::{Loader, LoaderConfig};
 
@@ -157,50 +158,29 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .progress_chars("=> "),
         );
         pb.set_prefix(format!("{}/{}", epoch + 1, trainer.config.epochs));
-        let start = Instant::now();
-        let mut images = 0usize;
-        let mut loss_sum: Option<burn::tensor::Tensor<1>> = None;
-        let mut lr = trainer.lr();
-        for batch in Loader::epoch(train.clone(), aug.clone(), loader.clone(), epoch) {
-            let batch = batch?;
-            lr = trainer.lr();
-            let loss = trainer.step(&batch)?;
-            images += batch.len();
-            loss_sum = Some(match loss_sum {
-                Some(s) => s + loss.clone(),
-                None => loss.clone(),
-            });
-            pb.inc(1);
-            // Reading the loss synchronises the device: only every few steps.
-            if trainer.step % 10 == 0 || trainer.step == 1 {
-                let l = loss.into_scalar::<f32>();
-                if !l.is_finite() {
-                    bail!(
-                        "loss became {l} at step {} (learning rate {lr:.4} too high?); the last checkpoint is kept",
-                        trainer.step
-                    );
-                }
+        let budget = a.max_steps.map(|m| m.saturating_sub(steps_this_run));
+        if budget == Some(0) {
+            println!("stopped after {steps_this_run} steps (--max-steps)");
+            return Ok(());
+        }
+        let before = trainer.step;
+        let stats = fit_epoch(&mut trainer, &train, &aug, &loader, budget, 10, &mut |e| {
+            pb.set_position(e.step_in_epoch as u64);
+            if let Some(l) = e.loss {
                 pb.set_message(format!(
-                    "loss {l:.4} lr {lr:.4} {:.0} img/s",
-                    images as f64 / start.elapsed().as_secs_f64()
+                    "loss {l:.4} lr {:.4} {:.0} img/s",
+                    e.lr, e.images_per_s
                 ));
             }
-            steps_this_run += 1;
-            if a.max_steps.is_some_and(|m| steps_this_run >= m) {
-                break;
-            }
-        }
-        let secs = start.elapsed().as_secs_f64();
-        let done = trainer.step - epoch * steps_per_epoch;
-        let loss = loss_sum
-            .map(|s| s.into_scalar::<f32>() / done.max(1) as f32)
-            .unwrap_or(f32::NAN);
+        })
+        .map_err(|e| anyhow::anyhow!("{e}; the last checkpoint in {} is kept", a.out.display()))?;
         pb.finish_and_clear();
-        if a.max_steps.is_some_and(|m| steps_this_run >= m) && done < steps_per_epoch {
+        steps_this_run += trainer.step - before;
+        let (loss, lr, secs, images) = (stats.loss, stats.lr, stats.seconds, stats.images);
+        if !stats.complete {
             println!("stopped after {steps_this_run} steps (--max-steps); loss {loss:.4}");
             return Ok(());
         }
-        trainer.epoch += 1;
         let mut line = serde_json::json!({
             "epoch": trainer.epoch,
             "loss": loss,

@@ -10,6 +10,7 @@ pub mod config;
 pub mod ema;
 pub mod encoder;
 pub mod eval;
+pub mod fit;
 pub mod head;
 pub mod loss;
 pub mod queue;
