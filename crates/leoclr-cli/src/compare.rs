@@ -15,7 +15,7 @@ use leoclr_data::{Loader, LoaderConfig};
 use serde::Serialize;
 
 use crate::args::{CompareArgs, DataArgs};
-use crate::eval_cmd::{augment, evaluate, open_sets, view_size};
+use crate::eval_cmd::{EvalOptions, augment, evaluate, open_sets, view_size};
 
 const FULL_FASHION: &str = "/usr/share/datasets/fashion-mnist";
 
@@ -176,9 +176,11 @@ pub fn run(a: CompareArgs) -> Result<()> {
             &test,
             &aug,
             &device,
-            (200, 0.1),
-            Some(a.probe_epochs),
-            true,
+            EvalOptions {
+                probe_epochs: Some(a.probe_epochs),
+                quiet: true,
+                ..EvalOptions::knn_only()
+            },
         )?;
         let z = embed(
             enc,

@@ -106,6 +106,27 @@ pub struct Scores {
     pub test_features: Features,
 }
 
+/// How to score: kNN (k, T), an optional linear probe, and whether to show progress bars.
+#[derive(Clone, Copy, Debug)]
+pub struct EvalOptions {
+    pub knn_k: usize,
+    pub knn_t: f32,
+    pub probe_epochs: Option<usize>,
+    pub quiet: bool,
+}
+
+impl EvalOptions {
+    /// The protocol of the paper and of MoCo: weighted kNN, k=200, T=0.1.
+    pub fn knn_only() -> Self {
+        Self {
+            knn_k: 200,
+            knn_t: 0.1,
+            probe_epochs: None,
+            quiet: false,
+        }
+    }
+}
+
 /// Embeds bank and test with the backbone and scores them.
 pub fn evaluate(
     encoder: &Encoder,
@@ -113,10 +134,14 @@ pub fn evaluate(
     test: &Arc<Dataset>,
     aug: &AugmentConfig,
     device: &Device,
-    knn: (usize, f32),
-    probe_epochs: Option<usize>,
-    quiet: bool,
+    opts: EvalOptions,
 ) -> Result<Scores> {
+    let EvalOptions {
+        knn_k,
+        knn_t,
+        probe_epochs,
+        quiet,
+    } = opts;
     let bar = |what: &str, n: usize| {
         let pb = if quiet {
             indicatif::ProgressBar::hidden()
@@ -133,29 +158,23 @@ pub fn evaluate(
         pb.set_prefix(what.to_string());
         pb
     };
-    let pb = bar("embed bank", bank.len());
-    let fb = embed(
-        encoder,
-        bank.clone(),
-        aug,
-        512,
-        Output::Backbone,
-        device,
-        &mut |d, _| pb.set_position(d as u64),
-    )?;
-    pb.finish_and_clear();
-    let pb = bar("embed test", test.len());
-    let ft = embed(
-        encoder,
-        test.clone(),
-        aug,
-        512,
-        Output::Backbone,
-        device,
-        &mut |d, _| pb.set_position(d as u64),
-    )?;
-    pb.finish_and_clear();
-    let knn_top1 = knn_top1(&fb, &ft, knn.0, knn.1, device)?;
+    let embed_with_bar = |what: &str, ds: &Arc<Dataset>| -> Result<Features> {
+        let pb = bar(what, ds.len());
+        let f = embed(
+            encoder,
+            ds.clone(),
+            aug,
+            512,
+            Output::Backbone,
+            device,
+            &mut |d, _| pb.set_position(d as u64),
+        )?;
+        pb.finish_and_clear();
+        Ok(f)
+    };
+    let fb = embed_with_bar("embed bank", bank)?;
+    let ft = embed_with_bar("embed test", test)?;
+    let knn_top1 = knn_top1(&fb, &ft, knn_k, knn_t, device)?;
     let linear_top1 = match probe_epochs {
         Some(e) => Some(linear_probe(&fb, &ft, e, 0, device)?),
         None => None,
@@ -209,9 +228,12 @@ pub fn run(a: EvalArgs) -> Result<()> {
         &test,
         &aug,
         &device,
-        (a.knn_k, a.knn_t),
-        Some(a.probe_epochs),
-        a.json,
+        EvalOptions {
+            knn_k: a.knn_k,
+            knn_t: a.knn_t,
+            probe_epochs: Some(a.probe_epochs),
+            quiet: a.json,
+        },
     )?;
     let linear = s.linear_top1.unwrap_or(f32::NAN);
     if a.json {

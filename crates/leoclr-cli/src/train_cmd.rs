@@ -11,9 +11,7 @@ use leoclr_core::{Method, ModelConfig, TrainConfig, Trainer};
 use leoclr_data::{Loader, LoaderConfig};
 
 use crate::args::{Cli, Command, TrainArgs};
-use crate::eval_cmd::{augment, evaluate, open_sets, view_size};
-
-const KNN: (usize, f32) = (200, 0.1);
+use crate::eval_cmd::{EvalOptions, augment, evaluate, open_sets, view_size};
 
 /// Re-parses the command line a run was started with (stored in its checkpoint), for --resume.
 fn resumed_args(dir: &std::path::Path) -> Result<(TrainArgs, checkpoint::Meta)> {
@@ -193,7 +191,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
         let last = trainer.epoch == trainer.config.epochs;
         let want_eval = last || (a.eval_every > 0 && trainer.epoch % a.eval_every == 0);
         if let (true, Some(bank), Some(test)) = (want_eval, &sets.bank, &sets.test) {
-            let s = evaluate(&trainer.online, bank, test, &aug, &device, KNN, None, false)?;
+            let s = evaluate(
+                &trainer.online,
+                bank,
+                test,
+                &aug,
+                &device,
+                EvalOptions::knn_only(),
+            )?;
             line["knn_top1"] = s.knn_top1.into();
             line["embedding_std"] = embedding_std(&s.test_features).into();
         }
@@ -222,12 +227,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
     );
 
     if let (Some(bank), Some(test)) = (&sets.bank, &sets.test) {
-        let trained = evaluate(&trainer.online, bank, test, &aug, &device, KNN, None, false)?;
+        let trained = evaluate(
+            &trainer.online,
+            bank,
+            test,
+            &aug,
+            &device,
+            EvalOptions::knn_only(),
+        )?;
         let report = if a.no_baseline {
             serde_json::json!({"knn_top1": trained.knn_top1})
         } else {
             let random = Encoder::init_seeded(&trainer.config.model, trainer.config.seed, &device);
-            let base = evaluate(&random, bank, test, &aug, &device, KNN, None, false)?;
+            let base = evaluate(&random, bank, test, &aug, &device, EvalOptions::knn_only())?;
             println!();
             println!(
                 "kNN top-1 (k=200, T=0.1) on {} test images, bank of {}:",

@@ -277,21 +277,15 @@ pub fn load_encoder(path: &Path, device: &Device) -> Result<(Encoder, Meta)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Backbone, Method, ModelConfig, OriginalBranch};
+    use crate::config::{Method, OriginalBranch};
 
     fn cfg() -> TrainConfig {
-        let mut model = ModelConfig::new(Backbone::Tiny, 1, true);
-        model.head_hidden = vec![16];
-        model.head_out = 8;
-        TrainConfig {
-            method: Method::Leoclr {
+        TrainConfig::tiny_test(
+            1,
+            Method::Leoclr {
                 original_branch: OriginalBranch::Key,
             },
-            queue_size: 6,
-            epochs: 2,
-            batch_size: 4,
-            ..TrainConfig::small(model)
-        }
+        )
     }
 
     #[test]

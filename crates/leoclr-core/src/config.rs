@@ -180,6 +180,21 @@ impl TrainConfig {
         }
     }
 
+    /// A few-thousand-parameter LeOCLR setup (tiny backbone, 16-wide head, queue of 16) for tests
+    /// and smoke runs.
+    pub fn tiny_test(in_channels: usize, method: Method) -> Self {
+        let mut model = ModelConfig::new(Backbone::Tiny, in_channels, true);
+        model.head_hidden = vec![32];
+        model.head_out = 16;
+        Self {
+            method,
+            queue_size: 16,
+            epochs: 2,
+            batch_size: 4,
+            ..Self::small(model)
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         self.model.validate()?;
         let bad = |m: String| Err(Error::Config(m));

@@ -69,7 +69,7 @@ pub fn fit_epoch(
             None => loss.clone(),
         });
         // Reading the loss synchronises with the device: only every few steps.
-        let read = (log_every > 0 && trainer.step % log_every == 0) || steps == 1;
+        let read = (log_every > 0 && trainer.step.is_multiple_of(log_every)) || steps == 1;
         let loss = read.then(|| loss.into_scalar::<f32>());
         if let Some(l) = loss.filter(|l| !l.is_finite()) {
             return Err(Error::Config(format!(

@@ -151,42 +151,20 @@ impl Trainer {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::config::{Backbone, Method, ModelConfig, OriginalBranch};
+    use crate::config::{Method, OriginalBranch};
     use crate::ema::parameters;
     use leoclr_data::{AugmentConfig, Dataset, DatasetSpec, Loader, LoaderConfig};
 
-    pub(crate) fn toy_batch(n: usize, size: usize, seed: u64) -> Batch {
-        let mut rng = leoclr_data::Rng::new(seed);
-        let per = size * size;
-        let mut v = || {
-            (0..n * per)
-                .map(|_| rng.normal() as f32)
-                .collect::<Vec<_>>()
-        };
-        Batch {
-            index: 0,
-            ids: (0..n).collect(),
-            labels: vec![None; n],
-            channels: 1,
-            size,
-            crops: [v(), v()],
-            original: v(),
-            params: vec![],
-        }
+    fn toy_batch(n: usize, size: usize, seed: u64) -> Batch {
+        Batch::synthetic(n, 1, size, seed)
     }
 
     fn tiny_config(method: Method) -> TrainConfig {
-        let mut model = ModelConfig::new(Backbone::Tiny, 1, true);
-        model.head_hidden = vec![32];
-        model.head_out = 16;
         TrainConfig {
-            method,
             queue_size: 10,
-            epochs: 1,
-            batch_size: 4,
-            ..TrainConfig::small(model)
+            ..TrainConfig::tiny_test(1, method)
         }
     }
 

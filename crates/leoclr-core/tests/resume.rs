@@ -5,40 +5,22 @@ use burn::module::Module;
 use burn::tensor::Device;
 use leoclr_core::checkpoint::{load_trainer, save};
 use leoclr_core::ema::parameters;
-use leoclr_core::{Backbone, Method, ModelConfig, OriginalBranch, TrainConfig, Trainer};
-use leoclr_data::{Batch, Rng};
+use leoclr_core::{Method, OriginalBranch, TrainConfig, Trainer};
+use leoclr_data::Batch;
 
 fn toy_batch(n: usize, size: usize, seed: u64) -> Batch {
-    let mut rng = Rng::new(seed);
-    let mut v = || {
-        (0..n * size * size)
-            .map(|_| rng.normal() as f32)
-            .collect::<Vec<_>>()
-    };
-    Batch {
-        index: 0,
-        ids: (0..n).collect(),
-        labels: vec![None; n],
-        channels: 1,
-        size,
-        crops: [v(), v()],
-        original: v(),
-        params: vec![],
-    }
+    Batch::synthetic(n, 1, size, seed)
 }
 
 fn cfg() -> TrainConfig {
-    let mut model = ModelConfig::new(Backbone::Tiny, 1, true);
-    model.head_hidden = vec![16];
-    model.head_out = 8;
     TrainConfig {
-        method: Method::Leoclr {
-            original_branch: OriginalBranch::Key,
-        },
         queue_size: 6,
-        epochs: 2,
-        batch_size: 4,
-        ..TrainConfig::small(model)
+        ..TrainConfig::tiny_test(
+            1,
+            Method::Leoclr {
+                original_branch: OriginalBranch::Key,
+            },
+        )
     }
 }
 

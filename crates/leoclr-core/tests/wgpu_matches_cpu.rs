@@ -5,46 +5,27 @@
 //! CI installs mesa-vulkan-drivers and runs it.
 
 use burn::tensor::Device;
-use leoclr_core::{
-    Backbone, BackendKind, Method, ModelConfig, OriginalBranch, TrainConfig, Trainer,
-};
-use leoclr_data::{Batch, Rng};
-
-fn batch(n: usize, size: usize, seed: u64) -> Batch {
-    let mut rng = Rng::new(seed);
-    let mut v = || {
-        (0..n * size * size)
-            .map(|_| rng.normal() as f32)
-            .collect::<Vec<_>>()
-    };
-    Batch {
-        index: 0,
-        ids: (0..n).collect(),
-        labels: vec![None; n],
-        channels: 1,
-        size,
-        crops: [v(), v()],
-        original: v(),
-        params: vec![],
-    }
-}
+use leoclr_core::{BackendKind, Method, OriginalBranch, TrainConfig, Trainer};
+use leoclr_data::Batch;
 
 fn losses(device: &Device) -> Vec<f32> {
-    let mut model = ModelConfig::new(Backbone::Tiny, 1, true);
-    model.head_hidden = vec![64];
-    model.head_out = 32;
     let cfg = TrainConfig {
-        method: Method::Leoclr {
-            original_branch: OriginalBranch::Key,
-        },
         queue_size: 64,
-        epochs: 1,
         batch_size: 8,
-        ..TrainConfig::small(model)
+        ..TrainConfig::tiny_test(
+            1,
+            Method::Leoclr {
+                original_branch: OriginalBranch::Key,
+            },
+        )
     };
     let mut t = Trainer::new(cfg, device, 2).unwrap();
     (0..2)
-        .map(|i| t.step(&batch(8, 16, i)).unwrap().into_scalar::<f32>())
+        .map(|i| {
+            t.step(&Batch::synthetic(8, 1, 16, i))
+                .unwrap()
+                .into_scalar::<f32>()
+        })
         .collect()
 }
 

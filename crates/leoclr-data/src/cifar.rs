@@ -39,7 +39,7 @@ pub fn open(path: &Path, split: Split, hundred: bool) -> Result<Dataset> {
     for f in &files {
         let p = dir.join(f);
         let bytes = std::fs::read(&p).map_err(|e| DataError::io(&p, e))?;
-        if bytes.is_empty() || bytes.len() % record != 0 {
+        if bytes.is_empty() || !bytes.len().is_multiple_of(record) {
             return Err(DataError::format(
                 &p,
                 format!(

@@ -92,9 +92,30 @@ impl Batch {
     pub fn shape(&self) -> [usize; 4] {
         [self.len(), self.channels, self.size, self.size]
     }
+
+    /// A batch of standard-normal views (no images behind it): for tests and step benchmarks.
+    pub fn synthetic(n: usize, channels: usize, size: usize, seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        let per = n * channels * size * size;
+        let mut view = || (0..per).map(|_| rng.normal() as f32).collect::<Vec<_>>();
+        Batch {
+            index: 0,
+            ids: (0..n).collect(),
+            labels: vec![None; n],
+            channels,
+            size,
+            crops: [view(), view()],
+            original: view(),
+            params: vec![],
+        }
+    }
 }
 
 pub struct Loader;
+
+/// One sample's views (crop 1, crop 2, original in train mode; the original alone in eval mode) and,
+/// in train mode, what was sampled for each.
+pub type SampleViews = (Vec<Vec<f32>>, Option<[ViewParams; 3]>);
 
 impl Loader {
     /// The sample order of an epoch: a seeded shuffle in training, dataset order in eval.
@@ -121,7 +142,7 @@ impl Loader {
         seed: u64,
         epoch: usize,
         id: usize,
-    ) -> Result<(Vec<Vec<f32>>, Option<[ViewParams; 3]>)> {
+    ) -> Result<SampleViews> {
         let img = ds.get(id)?;
         if img.channels != ds.channels {
             return Err(DataError::format(

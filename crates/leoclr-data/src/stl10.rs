@@ -38,7 +38,7 @@ fn count(path: &Path) -> Result<usize> {
     let len = std::fs::metadata(path)
         .map_err(|e| DataError::io(path, e))?
         .len() as usize;
-    if len == 0 || len % RECORD != 0 {
+    if len == 0 || !len.is_multiple_of(RECORD) {
         return Err(DataError::format(
             path,
             format!(
