@@ -8,6 +8,7 @@ use leoclr_data::{DatasetFormat, Split};
 #[command(
     name = "leoclr",
     version,
+    args_override_self = true,
     about = "LeOCLR: contrastive learning that attracts crops to the original image"
 )]
 pub struct Cli {
