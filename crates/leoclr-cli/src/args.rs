@@ -24,6 +24,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Train every method (MoCo-v2 sym/asym, LeOCLR key/query) at the same budget and compare them.
     Compare(CompareArgs),
+    /// Measure training-step and end-to-end throughput per backend.
+    Bench(BenchArgs),
     /// Write the first N train / M test images of an IDX dataset as a new IDX dataset (how the bundled
     /// assets/fashion-mnist-subset was made).
     Subset(SubsetArgs),
@@ -204,4 +206,46 @@ pub struct CompareArgs {
     pub probe_epochs: usize,
     #[arg(long, default_value = "runs/compare")]
     pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Backends to measure, in order; ratios are against the first.
+    #[arg(long, value_delimiter = ',', default_value = "cpu")]
+    pub backends: Vec<BackendKind>,
+    #[arg(long, default_value = "leoclr")]
+    pub method: String,
+    #[arg(long, default_value = "key")]
+    pub original_branch: OriginalBranch,
+    #[arg(long, default_value = "tiny")]
+    pub backbone: Backbone,
+    #[arg(long)]
+    pub small_stem: Option<bool>,
+    /// Input side in pixels.
+    #[arg(long, default_value_t = 28)]
+    pub res: usize,
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 4096)]
+    pub queue: usize,
+    /// Untimed steps after the first.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Batches of real data for the loader and end-to-end measurements.
+    #[arg(long, default_value_t = 10)]
+    pub e2e_batches: usize,
+    /// Data for the end-to-end run (its channels set the model's input channels).
+    #[arg(long, default_value = "assets/fashion-mnist-subset")]
+    pub data: PathBuf,
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// One JSON object per configuration instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write all rows as a JSON array here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }

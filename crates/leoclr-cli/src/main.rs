@@ -1,6 +1,7 @@
 //! `leoclr`: train, evaluate and inspect LeOCLR / MoCo-v2 models from the command line.
 
 mod args;
+mod bench;
 mod compare;
 mod eval_cmd;
 mod subset;
@@ -15,6 +16,7 @@ fn main() {
         args::Command::Eval(a) => eval_cmd::run(a),
         args::Command::Subset(a) => subset::run(a),
         args::Command::Compare(a) => compare::run(a),
+        args::Command::Bench(a) => bench::run(a),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");

@@ -148,3 +148,42 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     );
     assert!(!err.contains("panicked"));
 }
+
+#[test]
+fn bench_prints_a_json_row_per_configuration() {
+    let out = ok(&[
+        "bench",
+        "--json",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--e2e-batches",
+        "2",
+        "--batch",
+        "8",
+        "--queue",
+        "16",
+        "--small-stem",
+        "false",
+    ]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .expect("a JSON row");
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    for key in [
+        "backend",
+        "method",
+        "backbone",
+        "res",
+        "batch",
+        "images_per_s",
+        "first_step_s",
+    ] {
+        assert!(v.get(key).is_some(), "bench row lacks {key}: {v}");
+    }
+    assert_eq!(v["backend"], "cpu");
+    assert!(v["images_per_s"].as_f64().unwrap() > 0.0);
+    assert!(v["end_to_end_images_per_s"].as_f64().unwrap() > 0.0);
+}
