@@ -62,10 +62,9 @@ pub struct DataArgs {
     pub workers: Option<usize>,
 }
 
-#[derive(Args, Debug)]
-pub struct TrainArgs {
-    #[command(flatten)]
-    pub data: DataArgs,
+/// Method and network, shared by `train` and `bench`.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
     /// leoclr, mocov2 (symmetric) or mocov2-asym.
     #[arg(long, default_value = "leoclr")]
     pub method: String,
@@ -78,6 +77,14 @@ pub struct TrainArgs {
     /// Small-image stem (3x3 stride 1, no max-pool); default: on for views up to 64 px.
     #[arg(long)]
     pub small_stem: Option<bool>,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
     #[arg(long, default_value_t = 256)]
@@ -213,14 +220,8 @@ pub struct BenchArgs {
     /// Backends to measure, in order; ratios are against the first.
     #[arg(long, value_delimiter = ',', default_value = "cpu")]
     pub backends: Vec<BackendKind>,
-    #[arg(long, default_value = "leoclr")]
-    pub method: String,
-    #[arg(long, default_value = "key")]
-    pub original_branch: OriginalBranch,
-    #[arg(long, default_value = "tiny")]
-    pub backbone: Backbone,
-    #[arg(long)]
-    pub small_stem: Option<bool>,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Input side in pixels.
     #[arg(long, default_value_t = 28)]
     pub res: usize,

@@ -48,7 +48,8 @@ fn peak_rss_mb() -> f64 {
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
-    let method = Method::parse(&a.method, a.original_branch).map_err(anyhow::Error::msg)?;
+    let method =
+        Method::parse(&a.model.method, a.model.original_branch).map_err(anyhow::Error::msg)?;
     let spec = DatasetSpec {
         path: a.data.clone(),
         format: None,
@@ -61,7 +62,11 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let mut rows: Vec<Row> = Vec::new();
     for &backend in &a.backends {
         let device = backend.device();
-        let mut model = ModelConfig::new(a.backbone, channels, a.small_stem.unwrap_or(a.res <= 64));
+        let mut model = ModelConfig::new(
+            a.model.backbone,
+            channels,
+            a.model.small_stem.unwrap_or(a.res <= 64),
+        );
         model.head_out = 128;
         let cfg = TrainConfig {
             method,
@@ -114,7 +119,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let row = Row {
             backend: backend.to_string(),
             method: method.label().into(),
-            backbone: format!("{:?}", a.backbone).to_lowercase(),
+            backbone: format!("{:?}", a.model.backbone).to_lowercase(),
             res: a.res,
             batch: a.batch,
             images_per_s,

@@ -50,11 +50,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let train = sets.train.clone();
     let size = view_size(&train, a.data.size)?;
     let aug = augment(train.channels, size, a.aug.as_deref())?;
-    let method = Method::parse(&a.method, a.original_branch).map_err(anyhow::Error::msg)?;
+    let method =
+        Method::parse(&a.model.method, a.model.original_branch).map_err(anyhow::Error::msg)?;
     let mut model = ModelConfig::new(
-        a.backbone,
+        a.model.backbone,
         train.channels,
-        a.small_stem.unwrap_or(size <= 64),
+        a.model.small_stem.unwrap_or(size <= 64),
     );
     model.head_out = a.head_dim;
     let config = TrainConfig {
@@ -145,6 +146,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let aug = std::sync::Arc::new(aug);
     let run_start = Instant::now();
     let mut steps_this_run = 0usize;
+    let mut last_scores = None;
     while trainer.epoch < trainer.config.epochs {
         let epoch = trainer.epoch;
         let pb = indicatif::ProgressBar::new(steps_per_epoch as u64);
@@ -201,6 +203,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             )?;
             line["knn_top1"] = s.knn_top1.into();
             line["embedding_std"] = embedding_std(&s.test_features).into();
+            last_scores = Some(s);
         }
         checkpoint::save(&a.out, &trainer, extra.clone())?;
         let mut f = std::fs::OpenOptions::new()
@@ -227,14 +230,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
     );
 
     if let (Some(bank), Some(test)) = (&sets.bank, &sets.test) {
-        let trained = evaluate(
-            &trainer.online,
-            bank,
-            test,
-            &aug,
-            &device,
-            EvalOptions::knn_only(),
-        )?;
+        // The last epoch was just scored; a resumed run that had already finished scores now.
+        let trained = match last_scores {
+            Some(s) => s,
+            None => evaluate(
+                &trainer.online,
+                bank,
+                test,
+                &aug,
+                &device,
+                EvalOptions::knn_only(),
+            )?,
+        };
         let report = if a.no_baseline {
             serde_json::json!({"knn_top1": trained.knn_top1})
         } else {

@@ -192,12 +192,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
-fn read(path: &Path) -> Result<(Meta, Vec<Vec<u8>>)> {
-    let path = if path.is_dir() {
+/// A run directory stands for the checkpoint inside it.
+fn file_of(path: &Path) -> PathBuf {
+    if path.is_dir() {
         path.join(FILE_NAME)
     } else {
         path.to_path_buf()
-    };
+    }
+}
+
+fn read(path: &Path) -> Result<(Meta, Vec<Vec<u8>>)> {
+    let path = file_of(path);
     let bytes =
         std::fs::read(&path).map_err(|e| err(&path, format!("cannot read checkpoint: {e}")))?;
     let (meta, sections) = decode(&path, &bytes)?;
@@ -216,11 +221,7 @@ fn read(path: &Path) -> Result<(Meta, Vec<Vec<u8>>)> {
 /// Restores a whole run to continue training on `device`.
 pub fn load_trainer(path: &Path, device: &Device) -> Result<(Trainer, Meta)> {
     let (meta, mut sections) = read(path)?;
-    let file = if path.is_dir() {
-        path.join(FILE_NAME)
-    } else {
-        path.to_path_buf()
-    };
+    let file = file_of(path);
     let device = device.clone().autodiff();
     let cfg = meta.config.clone();
     let queue_bytes = sections.pop().unwrap();
@@ -264,11 +265,7 @@ pub fn load_trainer(path: &Path, device: &Device) -> Result<(Trainer, Meta)> {
 /// Loads only the query (online) encoder, for evaluation and embedding, on a plain device.
 pub fn load_encoder(path: &Path, device: &Device) -> Result<(Encoder, Meta)> {
     let (meta, mut sections) = read(path)?;
-    let file = if path.is_dir() {
-        path.join(FILE_NAME)
-    } else {
-        path.to_path_buf()
-    };
+    let file = file_of(path);
     let online = sections.swap_remove(0);
     let enc = load_encoder_bytes(&meta.config, online, device, &file)?;
     Ok((enc, meta))
