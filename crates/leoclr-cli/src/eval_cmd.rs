@@ -246,7 +246,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
                 "knn_top1": s.knn_top1,
                 "linear_top1": linear,
                 "knn_k": a.knn_k,
-                "knn_t": a.knn_t,
+                "knn_t": (a.knn_t as f64 * 1e6).round() / 1e6,
                 "bank_size": bank.len(),
                 "test_size": test.len(),
             })
