@@ -241,15 +241,12 @@ pub fn run(a: CompareArgs) -> Result<()> {
         };
         let mut trainer = Trainer::new(cfg, &device, steps)?;
         let (mut secs, mut images, mut loss) = (0.0, 0usize, f32::NAN);
-        let pb = indicatif::ProgressBar::new((steps * base.epochs) as u64);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{prefix:>13} [{bar:30}] {pos}/{len} {elapsed_precise} {msg}",
-            )
-            .unwrap()
-            .progress_chars("=> "),
+        let pb = crate::progress::bar(
+            steps * base.epochs,
+            method.label(),
+            "{prefix:>13} [{bar:30}] {pos}/{len} {elapsed_precise} {msg}",
+            false,
         );
-        pb.set_prefix(method.label());
         while trainer.epoch < base.epochs {
             let s = fit_epoch(&mut trainer, &train, &aug, &loader, None, 10, &mut |e| {
                 pb.set_position(e.step as u64);

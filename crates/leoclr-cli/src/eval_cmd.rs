@@ -142,24 +142,13 @@ pub fn evaluate(
         probe_epochs,
         quiet,
     } = opts;
-    let bar = |what: &str, n: usize| {
-        let pb = if quiet {
-            indicatif::ProgressBar::hidden()
-        } else {
-            indicatif::ProgressBar::new(n as u64)
-        };
-        pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{prefix:>10} [{bar:30}] {pos}/{len} {per_sec}",
-            )
-            .unwrap()
-            .progress_chars("=> "),
-        );
-        pb.set_prefix(what.to_string());
-        pb
-    };
     let embed_with_bar = |what: &str, ds: &Arc<Dataset>| -> Result<Features> {
-        let pb = bar(what, ds.len());
+        let pb = crate::progress::bar(
+            ds.len(),
+            what,
+            "{prefix:>10} [{bar:30}] {pos}/{len} {per_sec}",
+            quiet,
+        );
         let f = embed(
             encoder,
             ds.clone(),

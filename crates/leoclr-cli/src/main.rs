@@ -4,6 +4,7 @@ mod args;
 mod bench;
 mod compare;
 mod eval_cmd;
+mod progress;
 mod subset;
 mod train_cmd;
 

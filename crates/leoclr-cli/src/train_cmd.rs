@@ -8,7 +8,8 @@ use leoclr_core::encoder::Encoder;
 use leoclr_core::eval::embedding_std;
 use leoclr_core::fit::fit_epoch;
 use leoclr_core::{Method, ModelConfig, TrainConfig, Trainer};
-use leoclr_data::{Loader, LoaderConfig};
+use leoclr_data::{Dataset, Loader, LoaderConfig};
+use std::sync::Arc;
 
 use crate::args::{Cli, Command, TrainArgs};
 use crate::eval_cmd::{EvalOptions, augment, evaluate, open_sets, view_size};
@@ -147,17 +148,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let run_start = Instant::now();
     let mut steps_this_run = 0usize;
     let mut last_scores = None;
+    let knn = |enc: &Encoder, bank: &Arc<Dataset>, test: &Arc<Dataset>| {
+        evaluate(enc, bank, test, &aug, &device, EvalOptions::knn_only())
+    };
     while trainer.epoch < trainer.config.epochs {
         let epoch = trainer.epoch;
-        let pb = indicatif::ProgressBar::new(steps_per_epoch as u64);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "epoch {prefix} [{bar:30}] {pos}/{len} {elapsed_precise}<{eta_precise} {msg}",
-            )
-            .unwrap()
-            .progress_chars("=> "),
+        let pb = crate::progress::bar(
+            steps_per_epoch,
+            format!("{}/{}", epoch + 1, trainer.config.epochs),
+            "epoch {prefix} [{bar:30}] {pos}/{len} {elapsed_precise}<{eta_precise} {msg}",
+            false,
         );
-        pb.set_prefix(format!("{}/{}", epoch + 1, trainer.config.epochs));
         let budget = a.max_steps.map(|m| m.saturating_sub(steps_this_run));
         if budget == Some(0) {
             println!("stopped after {steps_this_run} steps (--max-steps)");
@@ -193,14 +194,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         let last = trainer.epoch == trainer.config.epochs;
         let want_eval = last || (a.eval_every > 0 && trainer.epoch % a.eval_every == 0);
         if let (true, Some(bank), Some(test)) = (want_eval, &sets.bank, &sets.test) {
-            let s = evaluate(
-                &trainer.online,
-                bank,
-                test,
-                &aug,
-                &device,
-                EvalOptions::knn_only(),
-            )?;
+            let s = knn(&trainer.online, bank, test)?;
             line["knn_top1"] = s.knn_top1.into();
             line["embedding_std"] = embedding_std(&s.test_features).into();
             last_scores = Some(s);
@@ -233,20 +227,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         // The last epoch was just scored; a resumed run that had already finished scores now.
         let trained = match last_scores {
             Some(s) => s,
-            None => evaluate(
-                &trainer.online,
-                bank,
-                test,
-                &aug,
-                &device,
-                EvalOptions::knn_only(),
-            )?,
+            None => knn(&trainer.online, bank, test)?,
         };
         let report = if a.no_baseline {
             serde_json::json!({"knn_top1": trained.knn_top1})
         } else {
             let random = Encoder::init_seeded(&trainer.config.model, trainer.config.seed, &device);
-            let base = evaluate(&random, bank, test, &aug, &device, EvalOptions::knn_only())?;
+            let base = knn(&random, bank, test)?;
             println!();
             println!(
                 "kNN top-1 (k=200, T=0.1) on {} test images, bank of {}:",

@@ -12,9 +12,23 @@ fn is_buffer(path: &[String]) -> bool {
         .is_some_and(|n| n == "running_mean" || n == "running_var")
 }
 
+/// Flattened floats of a module in visiting order; BatchNorm buffers only when asked.
 struct Collect {
     path: Vec<String>,
-    params: Vec<Tensor<1>>,
+    buffers: bool,
+    values: Vec<Tensor<1>>,
+}
+
+impl Collect {
+    fn of<M: Module>(m: &M, buffers: bool) -> Vec<Tensor<1>> {
+        let mut c = Collect {
+            path: Vec::new(),
+            buffers,
+            values: Vec::new(),
+        };
+        m.visit(&mut c);
+        c.values
+    }
 }
 
 impl ModuleVisitor for Collect {
@@ -25,15 +39,17 @@ impl ModuleVisitor for Collect {
         self.path.pop();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if !is_buffer(&self.path) {
-            self.params.push(param.val().detach().flatten(0, D - 1));
+        if self.buffers || !is_buffer(&self.path) {
+            self.values.push(param.val().detach().flatten(0, D - 1));
         }
     }
 }
 
+/// Maps the floats `Collect` gathered (same `buffers` setting) into a module: `t <- m t + (1 - m) s`.
 struct Blend {
     path: Vec<String>,
-    online: std::vec::IntoIter<Tensor<1>>,
+    buffers: bool,
+    source: std::vec::IntoIter<Tensor<1>>,
     m: f64,
 }
 
@@ -45,75 +61,55 @@ impl ModuleMapper for Blend {
         self.path.pop();
     }
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        if is_buffer(&self.path) {
+        if !self.buffers && is_buffer(&self.path) {
             return param;
         }
-        let q = self
-            .online
+        let s = self
+            .source
             .next()
-            .expect("online and key encoders differ in structure");
+            .expect("the two modules differ in structure");
         let m = self.m;
-        param.map(|k| {
-            let shape = k.shape();
-            (k.detach().mul_scalar(m) + q.reshape(shape).mul_scalar(1.0 - m)).detach()
+        param.map(|t| {
+            let s = s.reshape(t.shape());
+            if m == 0.0 {
+                s.detach()
+            } else {
+                (t.detach().mul_scalar(m) + s.mul_scalar(1.0 - m)).detach()
+            }
         })
     }
 }
 
-/// Returns the key encoder moved towards the online encoder.
-pub fn ema_update<M: Module>(key: M, online: &M, m: f64) -> M {
-    let mut c = Collect {
-        path: Vec::new(),
-        params: Vec::new(),
-    };
-    online.visit(&mut c);
+fn blend<M: Module>(target: M, source: &M, m: f64, buffers: bool) -> M {
     let mut b = Blend {
         path: Vec::new(),
-        online: c.params.into_iter(),
+        buffers,
+        source: Collect::of(source, buffers).into_iter(),
         m,
     };
-    let out = key.map(&mut b);
+    let out = target.map(&mut b);
     debug_assert!(
-        b.online.next().is_none(),
-        "online encoder has more parameters than the key encoder"
+        b.source.next().is_none(),
+        "the source module has more floats than the target"
     );
     out
+}
+
+/// Returns the key encoder moved towards the online encoder (parameters only).
+pub fn ema_update<M: Module>(key: M, online: &M, m: f64) -> M {
+    blend(key, online, m, false)
 }
 
 /// Copies every float (parameters and BatchNorm buffers) of `source` into `target`, keeping the
 /// target's own parameter ids. The key encoder is made this way: a `clone()` or a `load_record`
 /// would give it the online encoder's ids (and a clone its BatchNorm state too).
 pub fn copy_values<M: Module>(target: M, source: &M) -> M {
-    struct All(Vec<Tensor<1>>);
-    impl ModuleVisitor for All {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.0.push(param.val().detach().flatten(0, D - 1));
-        }
-    }
-    struct Put(std::vec::IntoIter<Tensor<1>>);
-    impl ModuleMapper for Put {
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let v = self.0.next().expect("modules differ in structure");
-            param.map(|t| {
-                let shape = t.shape();
-                let device = t.device();
-                v.reshape(shape).to_device(&device).detach()
-            })
-        }
-    }
-    let mut all = All(Vec::new());
-    source.visit(&mut all);
-    target.map(&mut Put(all.0.into_iter()))
+    blend(target, source, 0.0, true)
 }
 
 /// Flattened parameters (not buffers) of a module, for tests and diagnostics.
 pub fn parameters<M: Module>(m: &M) -> Vec<Vec<f32>> {
-    let mut c = Collect {
-        path: Vec::new(),
-        params: Vec::new(),
-    };
-    m.visit(&mut c);
-    c.params
+    Collect::of(m, false)
         .into_iter()
         .map(|t| t.into_data().try_to_vec::<f32>().expect("f32 params"))
         .collect()

@@ -14,6 +14,19 @@ use crate::encoder::Encoder;
 use crate::head::l2_normalize;
 use crate::{Error, Result};
 
+/// Reads tensor data back as a host vector of `E`.
+trait ToHost {
+    fn to_host<E: burn::tensor::Element>(self) -> Result<Vec<E>>;
+}
+
+impl ToHost for TensorData {
+    fn to_host<E: burn::tensor::Element>(self) -> Result<Vec<E>> {
+        self.convert::<E>()
+            .try_to_vec::<E>()
+            .map_err(|e| Error::Backend(format!("{e:?}")))
+    }
+}
+
 /// Features of a whole dataset, row-major `[len, dim]`.
 #[derive(Clone, Debug)]
 pub struct Features {
@@ -86,12 +99,7 @@ pub fn embed(
             Output::Projection => model.forward(x),
         };
         dim = f.dims()[1];
-        data.extend(
-            f.into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .map_err(|e| Error::Backend(format!("{e:?}")))?,
-        );
+        data.extend(f.into_data().to_host::<f32>()?);
         labels.extend(batch.labels);
         progress(labels.len(), total);
     }
@@ -135,16 +143,8 @@ pub fn knn_top1(
         );
         let sim = l2_normalize(rows).matmul(bank.clone());
         let (vals, idx) = sim.topk_with_indices(k, 1);
-        let vals = vals
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .map_err(|e| Error::Backend(format!("{e:?}")))?;
-        let idx = idx
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .map_err(|e| Error::Backend(format!("{e:?}")))?;
+        let vals = vals.into_data().to_host::<f32>()?;
+        let idx = idx.into_data().to_host::<i64>()?;
         for r in 0..end - start {
             let mut votes = vec![0f32; classes];
             for j in 0..k {
@@ -236,13 +236,7 @@ pub fn linear_probe(
     let model = model.valid();
     let plain = device.clone().inner();
     let x = Tensor::<2>::from_data(TensorData::new(xte, [test.len(), d]), &plain);
-    let pred = model
-        .forward(x)
-        .argmax(1)
-        .into_data()
-        .convert::<i64>()
-        .try_to_vec::<i64>()
-        .map_err(|e| Error::Backend(format!("{e:?}")))?;
+    let pred = model.forward(x).argmax(1).into_data().to_host::<i64>()?;
     let correct = pred
         .iter()
         .zip(&test_labels)
