@@ -62,6 +62,22 @@ pub struct DataArgs {
     pub workers: Option<usize>,
 }
 
+impl From<&DataArgs> for leoclr_core::run::DataSpec {
+    fn from(d: &DataArgs) -> Self {
+        Self {
+            data: d.data.clone(),
+            format: d.format,
+            split: d.split,
+            limit: d.limit,
+            test_data: d.test_data.clone(),
+            test_limit: d.test_limit,
+            bank_data: d.bank_data.clone(),
+            size: d.size,
+            workers: d.workers,
+        }
+    }
+}
+
 /// Method and network, shared by `train` and `bench`.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {

@@ -113,7 +113,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let pipeline_images_per_s = seen as f64 / t.elapsed().as_secs_f64();
         let steps = Loader::num_batches(sub.len(), &lc);
         let mut e2e = Trainer::new(cfg, &device, steps)?;
-        let s = fit_epoch(&mut e2e, &sub, &aug, &lc, None, 0, &mut |_| {})?;
+        let s = fit_epoch(&mut e2e, &sub, &aug, &lc, None, 0, &mut |_| true)?;
         let end_to_end_images_per_s = s.images_per_s();
 
         let row = Row {

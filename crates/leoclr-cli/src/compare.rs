@@ -178,9 +178,9 @@ pub fn run(a: CompareArgs) -> Result<()> {
             &device,
             EvalOptions {
                 probe_epochs: Some(a.probe_epochs),
-                quiet: true,
                 ..EvalOptions::knn_only()
             },
+            true,
         )?;
         let z = embed(
             enc,
@@ -253,6 +253,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
                 if let Some(l) = e.loss {
                     pb.set_message(format!("loss {l:.3}"));
                 }
+                true
             })?;
             secs += s.seconds;
             images += s.images;

@@ -267,6 +267,74 @@ pub fn embedding_std(f: &Features) -> f32 {
         / d as f32
 }
 
+/// Scores of one encoder: kNN top-1, an optional linear probe, and the test features (reused for
+/// embedding statistics).
+pub struct Scores {
+    pub knn_top1: f32,
+    pub linear_top1: Option<f32>,
+    pub test_features: Features,
+}
+
+/// How to score: weighted kNN (k, T) and an optional linear probe.
+#[derive(Clone, Copy, Debug)]
+pub struct EvalOptions {
+    pub knn_k: usize,
+    pub knn_t: f32,
+    pub probe_epochs: Option<usize>,
+}
+
+impl EvalOptions {
+    /// The protocol of the paper and of MoCo: weighted kNN, k=200, T=0.1.
+    pub fn knn_only() -> Self {
+        Self {
+            knn_k: 200,
+            knn_t: 0.1,
+            probe_epochs: None,
+        }
+    }
+}
+
+/// Embeds bank and test with the backbone and scores them. `progress` gets ("bank" or "test",
+/// images done, total).
+pub fn evaluate(
+    encoder: &Encoder,
+    bank: &Arc<Dataset>,
+    test: &Arc<Dataset>,
+    aug: &AugmentConfig,
+    device: &Device,
+    opts: EvalOptions,
+    progress: &mut dyn FnMut(&str, usize, usize),
+) -> Result<Scores> {
+    let fb = embed(
+        encoder,
+        bank.clone(),
+        aug,
+        512,
+        Output::Backbone,
+        device,
+        &mut |d, n| progress("bank", d, n),
+    )?;
+    let ft = embed(
+        encoder,
+        test.clone(),
+        aug,
+        512,
+        Output::Backbone,
+        device,
+        &mut |d, n| progress("test", d, n),
+    )?;
+    let knn_top1 = knn_top1(&fb, &ft, opts.knn_k, opts.knn_t, device)?;
+    let linear_top1 = match opts.probe_epochs {
+        Some(e) => Some(linear_probe(&fb, &ft, e, 0, device)?),
+        None => None,
+    };
+    Ok(Scores {
+        knn_top1,
+        linear_top1,
+        test_features: ft,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

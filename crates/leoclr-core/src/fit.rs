@@ -1,4 +1,4 @@
-//! The epoch loop shared by the CLI, the comparison runner and (later) the app: loads batches on
+//! The epoch loop shared by the CLI, the comparison runner and the app: loads batches on
 //! worker threads, steps the trainer, and reports progress through a callback instead of printing.
 
 use std::sync::Arc;
@@ -41,8 +41,8 @@ impl EpochStats {
     }
 }
 
-/// Trains one epoch (the trainer's next one). Stops early after `max_steps` steps, returning an
-/// incomplete epoch (the trainer's epoch counter then stays put).
+/// Trains one epoch (the trainer's next one). Stops early after `max_steps` steps or when `on_step`
+/// returns false, returning an incomplete epoch (the trainer's epoch counter then stays put).
 pub fn fit_epoch(
     trainer: &mut Trainer,
     train: &Arc<Dataset>,
@@ -50,7 +50,7 @@ pub fn fit_epoch(
     loader: &LoaderConfig,
     max_steps: Option<usize>,
     log_every: usize,
-    on_step: &mut dyn FnMut(&StepEvent),
+    on_step: &mut dyn FnMut(&StepEvent) -> bool,
 ) -> Result<EpochStats> {
     let epoch = trainer.epoch;
     let start = Instant::now();
@@ -77,7 +77,7 @@ pub fn fit_epoch(
                 trainer.step
             )));
         }
-        on_step(&StepEvent {
+        let go_on = on_step(&StepEvent {
             step: trainer.step,
             step_in_epoch: steps,
             steps_per_epoch: trainer.steps_per_epoch,
@@ -85,7 +85,7 @@ pub fn fit_epoch(
             loss,
             images_per_s: images as f64 / start.elapsed().as_secs_f64().max(1e-9),
         });
-        if max_steps.is_some_and(|m| steps >= m) {
+        if !go_on || max_steps.is_some_and(|m| steps >= m) {
             break;
         }
     }

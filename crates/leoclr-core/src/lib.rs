@@ -12,9 +12,11 @@ pub mod encoder;
 pub mod eval;
 pub mod fit;
 pub mod head;
+pub mod infer;
 pub mod loss;
 pub mod queue;
 pub mod resnet;
+pub mod run;
 pub mod schedule;
 pub mod trainer;
 

@@ -43,4 +43,36 @@ impl ImageU8 {
             c => panic!("unsupported channel count {c}"),
         }
     }
+
+    /// Converts to `channels` (1 or 3): RGB to gray by ITU-R 601 luma, gray replicated to RGB.
+    /// Lets a dropped colour photo reach a grayscale model and the reverse.
+    pub fn to_channels(&self, channels: usize) -> Self {
+        let data = match (self.channels, channels) {
+            (a, b) if a == b => self.data.clone(),
+            (3, 1) => self
+                .data
+                .chunks_exact(3)
+                .map(|p| {
+                    (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32).round() as u8
+                })
+                .collect(),
+            (1, 3) => self.to_rgb(),
+            (a, b) => panic!("unsupported channel conversion {a} -> {b}"),
+        };
+        Self::new(self.width, self.height, channels, data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_conversion() {
+        let rgb = ImageU8::new(2, 1, 3, vec![255, 0, 0, 10, 20, 30]);
+        let g = rgb.to_channels(1);
+        assert_eq!(g.data, vec![76, 18]);
+        assert_eq!(g.to_channels(3).data, vec![76, 76, 76, 18, 18, 18]);
+        assert_eq!(rgb.to_channels(3), rgb);
+    }
 }

@@ -10,7 +10,8 @@ use std::sync::Mutex;
 use crate::error::{DataError, Result};
 use crate::image::ImageU8;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DatasetFormat {
     /// MNIST / Fashion-MNIST IDX files, raw or gzipped.
     Idx,
@@ -39,13 +40,15 @@ impl std::str::FromStr for DatasetFormat {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Split {
     Train,
     Test,
     /// STL-10's 100k unlabeled images.
     Unlabeled,
     /// STL-10 train + unlabeled, the usual self-supervised pre-training set.
+    #[serde(rename = "train+unlabeled")]
     TrainUnlabeled,
 }
 

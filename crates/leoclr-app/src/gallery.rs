@@ -1,0 +1,77 @@
+//! Embeddings of a whole dataset for retrieval and the map: unit-length backbone features (the
+//! features kNN evaluates), labels, and a lazily computed 2-D PCA projection.
+
+use std::sync::Arc;
+
+use burn::tensor::Device;
+use leoclr_core::encoder::Encoder;
+use leoclr_core::eval::{Output, embed};
+use leoclr_core::infer::{normalize_rows, pca_2d};
+use leoclr_data::{AugmentConfig, Dataset};
+
+pub struct Gallery {
+    pub model_id: u64,
+    pub dataset: Arc<Dataset>,
+    pub dim: usize,
+    /// `[len, dim]`, rows of unit length.
+    pub features: Vec<f32>,
+    pub labels: Vec<Option<u32>>,
+    map: Option<Vec<[f32; 2]>>,
+}
+
+impl Gallery {
+    /// Embeds every image of `dataset`; `progress` gets (done, total). Runs on a worker thread.
+    pub fn build(
+        model_id: u64,
+        encoder: &Encoder,
+        dataset: Arc<Dataset>,
+        aug: &AugmentConfig,
+        device: &Device,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self, String> {
+        let f = embed(
+            encoder,
+            dataset.clone(),
+            aug,
+            256,
+            Output::Backbone,
+            device,
+            progress,
+        )
+        .map_err(|e| e.to_string())?;
+        let mut features = f.data;
+        normalize_rows(&mut features, f.dim);
+        Ok(Self {
+            model_id,
+            dataset,
+            dim: f.dim,
+            features,
+            labels: f.labels,
+            map: None,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.features[i * self.dim..(i + 1) * self.dim]
+    }
+
+    pub fn is_for(&self, model_id: u64, ds: &Arc<Dataset>) -> bool {
+        self.model_id == model_id && Arc::ptr_eq(&self.dataset, ds)
+    }
+
+    /// 2-D PCA coordinates, computed on first use.
+    pub fn map(&mut self) -> &[[f32; 2]] {
+        if self.map.is_none() {
+            self.map = Some(pca_2d(&self.features, self.dim));
+        }
+        self.map.as_deref().unwrap_or_default()
+    }
+}

@@ -1,0 +1,160 @@
+//! Map panel: the embeddings projected on their first two principal components, one dot per image
+//! coloured by label. Hovering shows the image; clicking opens it in Retrieval.
+
+use eframe::egui::{self, Color32, Pos2, Rect};
+
+use crate::app::{Shared, class_name, image_label};
+
+/// Ten well-separated colours (Tableau 10), repeated for more classes.
+pub const PALETTE: [Color32; 10] = [
+    Color32::from_rgb(78, 121, 167),
+    Color32::from_rgb(242, 142, 43),
+    Color32::from_rgb(225, 87, 89),
+    Color32::from_rgb(118, 183, 178),
+    Color32::from_rgb(89, 161, 79),
+    Color32::from_rgb(237, 201, 72),
+    Color32::from_rgb(176, 122, 161),
+    Color32::from_rgb(255, 157, 167),
+    Color32::from_rgb(156, 117, 95),
+    Color32::from_rgb(186, 176, 172),
+];
+
+pub fn color(label: Option<u32>) -> Color32 {
+    match label {
+        Some(l) => PALETTE[l as usize % PALETTE.len()],
+        None => Color32::GRAY,
+    }
+}
+
+#[derive(Default)]
+pub struct MapState {
+    pub hovered: Option<usize>,
+    /// Screen positions of the points in the last frame (for hit tests and tests).
+    pub screen: Vec<Pos2>,
+}
+
+impl MapState {
+    /// Where point `i` was drawn in the last frame.
+    pub fn point_pos(&self, i: usize) -> Option<Pos2> {
+        self.screen.get(i).copied()
+    }
+
+    /// Draws the map; returns the image clicked, if any.
+    pub fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) -> Option<usize> {
+        let ready = egui::Panel::top("map-top")
+            .show(ui, |ui| {
+                shared
+                    .gallery_or_prompt(ui)
+                    .map(|g| (g.labels.clone(), g.map().to_vec()))
+            })
+            .inner;
+        let (Some(ds), Some((labels, pts))) = (shared.dataset.clone(), ready) else {
+            self.screen.clear();
+            egui::CentralPanel::default().show(ui, |_| {});
+            return None;
+        };
+        let mut clicked = None;
+        egui::Panel::right("map-side")
+            .resizable(false)
+            .exact_size(230.0)
+            .show(ui, |ui| {
+                ui.heading("PCA of backbone features");
+                ui.label(format!("{} images", pts.len()));
+                if ds.num_classes() > 0 {
+                    for c in 0..ds.num_classes() as u32 {
+                        ui.horizontal(|ui| {
+                            let (r, _) = ui
+                                .allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+                            ui.painter().circle_filled(r.center(), 5.0, color(Some(c)));
+                            ui.label(class_name(&ds, c));
+                        });
+                    }
+                }
+                ui.separator();
+                match self.hovered {
+                    Some(i) => {
+                        ui.label(format!("hovered: {}", image_label(&ds, i)));
+                        if let Some(t) = shared.thumbs.get(ui.ctx(), &ds, i) {
+                            ui.add(
+                                egui::Image::new(&t).fit_to_exact_size(egui::vec2(128.0, 128.0)),
+                            );
+                        }
+                        ui.weak("click to see its neighbours");
+                    }
+                    None => {
+                        ui.weak("Hover a point to see its image.");
+                    }
+                }
+            });
+        egui::CentralPanel::default().show(ui, |ui| {
+            let (rect, resp) = ui.allocate_exact_size(ui.available_size(), egui::Sense::click());
+            self.screen = layout(&pts, rect.shrink(12.0));
+            let painter = ui.painter_at(rect);
+            painter.rect_filled(rect, 4.0, ui.visuals().extreme_bg_color);
+            for (p, l) in self.screen.iter().zip(&labels) {
+                painter.circle_filled(*p, 2.5, color(*l));
+            }
+            self.hovered = resp
+                .hover_pos()
+                .and_then(|pos| nearest_point(&self.screen, pos, 8.0));
+            if let Some(i) = self.hovered {
+                painter.circle_stroke(
+                    self.screen[i],
+                    6.0,
+                    egui::Stroke::new(2.0, ui.visuals().strong_text_color()),
+                );
+                if resp.clicked() {
+                    clicked = Some(i);
+                }
+            }
+        });
+        clicked
+    }
+}
+
+/// Fits the points into `rect` (same scale on both axes, y up).
+pub fn layout(pts: &[[f32; 2]], rect: Rect) -> Vec<Pos2> {
+    if pts.is_empty() {
+        return Vec::new();
+    }
+    let (mut lo, mut hi) = ([f32::MAX; 2], [f32::MIN; 2]);
+    for p in pts {
+        for k in 0..2 {
+            lo[k] = lo[k].min(p[k]);
+            hi[k] = hi[k].max(p[k]);
+        }
+    }
+    let span = (hi[0] - lo[0]).max(hi[1] - lo[1]).max(1e-9);
+    let scale = rect.width().min(rect.height()) / span;
+    let c = [(lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0];
+    pts.iter()
+        .map(|p| rect.center() + egui::vec2((p[0] - c[0]) * scale, -(p[1] - c[1]) * scale))
+        .collect()
+}
+
+/// The point closest to `pos` within `radius`.
+pub fn nearest_point(screen: &[Pos2], pos: Pos2, radius: f32) -> Option<usize> {
+    screen
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (i, p.distance_sq(pos)))
+        .filter(|(_, d)| *d <= radius * radius)
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_fits_and_hit_test_finds_the_closest() {
+        let rect = Rect::from_min_size(Pos2::new(10.0, 10.0), egui::vec2(100.0, 50.0));
+        let s = layout(&[[0.0, 0.0], [2.0, 1.0], [1.0, 0.5]], rect);
+        assert!(s.iter().all(|p| rect.expand(0.01).contains(*p)));
+        assert_eq!(s[2], rect.center());
+        assert!(s[1].y < s[0].y, "y grows upwards");
+        assert_eq!(nearest_point(&s, s[1] + egui::vec2(1.0, 1.0), 8.0), Some(1));
+        assert_eq!(nearest_point(&s, Pos2::new(500.0, 500.0), 8.0), None);
+    }
+}

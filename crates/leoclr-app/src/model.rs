@@ -1,0 +1,66 @@
+//! The model the Views, Retrieval and Map panels use: an encoder loaded from a checkpoint or run
+//! directory, with the augmentation it was trained with.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use burn::tensor::Device;
+use leoclr_core::checkpoint::{self, Meta};
+use leoclr_core::encoder::Encoder;
+use leoclr_core::run::augment;
+use leoclr_data::AugmentConfig;
+
+pub struct LoadedModel {
+    /// Changes with every load, so cached embeddings know they are stale.
+    pub id: u64,
+    pub path: PathBuf,
+    pub encoder: Encoder,
+    pub meta: Meta,
+    pub aug: AugmentConfig,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl LoadedModel {
+    /// Reads a checkpoint; the error names the file and the problem. Reads only.
+    pub fn load(path: &Path, device: &Device) -> Result<Self, String> {
+        let (encoder, meta) = checkpoint::load_encoder(path, device).map_err(|e| e.to_string())?;
+        let channels = meta.config.model.in_channels;
+        let saved = meta
+            .extra
+            .get("augment")
+            .and_then(|v| serde_json::from_value::<AugmentConfig>(v.clone()).ok());
+        let aug = match saved {
+            Some(a) if a.mean.len() == channels => a,
+            _ => {
+                let size = meta
+                    .extra
+                    .get("view_size")
+                    .and_then(|v| v.as_u64())
+                    .map_or(32, |v| v as usize);
+                augment(channels, size, None).map_err(|e| e.to_string())?
+            }
+        };
+        Ok(Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            path: path.to_path_buf(),
+            encoder,
+            meta,
+            aug,
+        })
+    }
+
+    pub fn channels(&self) -> usize {
+        self.meta.config.model.in_channels
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{} · {:?} · epoch {}/{}",
+            self.meta.config.method.label(),
+            self.meta.config.model.backbone,
+            self.meta.epoch,
+            self.meta.config.epochs
+        )
+    }
+}

@@ -1,0 +1,190 @@
+//! Retrieval panel: the k nearest neighbours (cosine of backbone features) of a dataset image or
+//! of an image file dropped on the window, with precision@k where labels exist.
+
+use eframe::egui;
+use leoclr_core::eval::Output;
+use leoclr_core::infer::{embed_views, model_input, nearest};
+use leoclr_data::ImageU8;
+
+use crate::app::{Shared, class_name, image_label, thumb_grid};
+
+pub enum Query {
+    /// An image of the dataset.
+    Index(usize),
+    /// An image file from outside the dataset.
+    File { name: String, image: ImageU8 },
+}
+
+impl Query {
+    fn key(&self) -> String {
+        match self {
+            Query::Index(i) => format!("#{i}"),
+            Query::File { name, .. } => name.clone(),
+        }
+    }
+}
+
+pub struct Results {
+    key: (String, usize, u64),
+    pub neighbours: Vec<(usize, f32)>,
+    /// Neighbours sharing the query's label, when the query has one.
+    pub precision: Option<f32>,
+    query_tex: Option<egui::TextureHandle>,
+}
+
+pub struct RetrievalState {
+    pub query: Option<Query>,
+    pub k: usize,
+    pub results: Option<Results>,
+}
+
+impl Default for RetrievalState {
+    fn default() -> Self {
+        Self {
+            query: None,
+            k: 10,
+            results: None,
+        }
+    }
+}
+
+impl RetrievalState {
+    fn search(&mut self, ctx: &egui::Context, shared: &mut Shared) {
+        let Some(q) = &self.query else {
+            self.results = None;
+            return;
+        };
+        let model_id = shared.model.as_ref().map_or(0, |m| m.id);
+        let key = (q.key(), self.k, model_id);
+        if self.results.as_ref().is_some_and(|r| r.key == key) {
+            return;
+        }
+        let (Some(m), Some(ds)) = (shared.model.as_ref(), shared.dataset.clone()) else {
+            return;
+        };
+        let (aug, enc, dev) = (m.aug.clone(), m.encoder.clone(), shared.device.clone());
+        // A file is embedded here (one image: milliseconds); dataset images are in the gallery.
+        let (file_feature, tex) = match q {
+            Query::Index(_) => (None, None),
+            Query::File { name, image } => {
+                let x = model_input(image, &aug);
+                match embed_views(
+                    &enc,
+                    &[&x],
+                    aug.mean.len(),
+                    aug.size,
+                    Output::Backbone,
+                    &dev,
+                ) {
+                    Ok(mut v) => (
+                        Some(v.remove(0)),
+                        Some(crate::thumbs::texture(ctx, format!("query-{name}"), image)),
+                    ),
+                    Err(e) => {
+                        shared.error(format!("{name}: {e}"));
+                        self.query = None;
+                        return;
+                    }
+                }
+            }
+        };
+        let Some(g) = shared.current_gallery() else {
+            return;
+        };
+        let (feature, exclude, label) = match (q, file_feature) {
+            (Query::Index(i), _) if *i < g.len() => (g.row(*i).to_vec(), Some(*i), ds.label(*i)),
+            (_, Some(f)) => (f, None, None),
+            _ => return,
+        };
+        let neighbours = nearest(&g.features, g.dim, &feature, self.k, exclude);
+        let precision = label.map(|l| {
+            let same = neighbours
+                .iter()
+                .filter(|(j, _)| g.labels[*j] == Some(l))
+                .count();
+            same as f32 / neighbours.len().max(1) as f32
+        });
+        self.results = Some(Results {
+            key,
+            neighbours,
+            precision,
+            query_tex: tex,
+        });
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        egui::Panel::left("retrieval-grid")
+            .resizable(false)
+            .exact_size(264.0)
+            .show(ui, |ui| {
+                ui.label("Click an image, or drop an image file on the window.");
+                let sel = match self.query {
+                    Some(Query::Index(i)) => Some(i),
+                    _ => None,
+                };
+                if let Some(i) = thumb_grid(ui, shared, sel, "retrieval-grid") {
+                    self.query = Some(Query::Index(i));
+                }
+            });
+        egui::CentralPanel::default().show(ui, |ui| {
+            let l = ui.label("neighbours k");
+            ui.add(egui::Slider::new(&mut self.k, 1..=50))
+                .labelled_by(l.id);
+            if shared.gallery_or_prompt(ui).is_none() {
+                return;
+            }
+            self.search(ui.ctx(), shared);
+            let (Some(r), Some(ds)) = (&self.results, shared.dataset.clone()) else {
+                ui.label("Choose a query image.");
+                return;
+            };
+            ui.horizontal(|ui| match &self.query {
+                Some(Query::Index(i)) => {
+                    if let Some(t) = shared.thumbs.get(ui.ctx(), &ds, *i) {
+                        ui.add(egui::Image::new(&t).fit_to_exact_size(egui::vec2(96.0, 96.0)));
+                    }
+                    ui.heading(format!("query: {}", image_label(&ds, *i)));
+                }
+                Some(Query::File { name, image }) => {
+                    if let Some(t) = &r.query_tex {
+                        ui.add(egui::Image::new(t).fit_to_exact_size(egui::vec2(96.0, 96.0)));
+                    }
+                    ui.heading(format!("query: {name} ({}x{})", image.width, image.height));
+                }
+                None => {}
+            });
+            ui.label(format!("{} nearest neighbours", r.neighbours.len()));
+            match r.precision {
+                Some(p) => ui.label(format!(
+                    "precision@{}: {:.0}% share the query's label",
+                    r.neighbours.len(),
+                    100.0 * p
+                )),
+                None => ui.label("the query has no label: precision@k not defined"),
+            };
+            ui.separator();
+            egui::ScrollArea::vertical()
+                .id_salt("neighbours")
+                .show(ui, |ui| {
+                    ui.horizontal_wrapped(|ui| {
+                        for (rank, (j, sim)) in r.neighbours.iter().enumerate() {
+                            ui.vertical(|ui| {
+                                ui.set_width(92.0);
+                                if let Some(t) = shared.thumbs.get(ui.ctx(), &ds, *j) {
+                                    ui.add(
+                                        egui::Image::new(&t)
+                                            .fit_to_exact_size(egui::vec2(84.0, 84.0)),
+                                    );
+                                }
+                                let class =
+                                    ds.label(*j).map(|l| class_name(&ds, l)).unwrap_or_default();
+                                ui.label(format!("{}. {:.3}", rank + 1, sim))
+                                    .on_hover_text(image_label(&ds, *j));
+                                ui.small(class);
+                            });
+                        }
+                    });
+                });
+        });
+    }
+}

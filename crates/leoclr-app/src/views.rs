@@ -1,0 +1,310 @@
+//! Views panel: an image, its two random crops (boxes drawn on the original), the three views as
+//! the encoders receive them, and, with a model, how similar each crop is to the original (what
+//! LeOCLR attracts) and to the other crop (what MoCo-v2 attracts).
+
+use std::sync::Arc;
+
+use eframe::egui::{self, Color32, Stroke};
+use leoclr_core::eval::Output;
+use leoclr_core::infer::{cosine, embed_views};
+use leoclr_core::run::{augment, view_size};
+use leoclr_data::augment::{crop_view, original_view, to_rgb8};
+use leoclr_data::{AugmentConfig, Dataset, Rng, ViewParams};
+
+use crate::app::{Shared, image_label, thumb_grid};
+
+pub const CROP_COLORS: [Color32; 2] = [
+    Color32::from_rgb(255, 140, 0),
+    Color32::from_rgb(40, 160, 255),
+];
+
+/// Everything a sample depends on: a change of any of these re-samples.
+#[derive(Clone, PartialEq)]
+struct Key {
+    dataset: usize,
+    index: usize,
+    seed: u64,
+    scale: (f64, f64),
+    jitter: f64,
+    model: u64,
+}
+
+/// The views of one image, ready to draw.
+pub struct Sample {
+    key: Key,
+    pub original: egui::TextureHandle,
+    pub original_size: (usize, usize),
+    /// Crop 1, crop 2, original view.
+    pub views: [(egui::TextureHandle, ViewParams); 3],
+    /// cos(crop1, original), cos(crop2, original), cos(crop1, crop2) of the projections.
+    pub similarity: Option<[f32; 3]>,
+}
+
+pub struct ViewsState {
+    pub selected: Option<usize>,
+    /// Bumped by "Re-sample".
+    pub seed: u64,
+    /// RandomResizedCrop area range.
+    pub scale: (f64, f64),
+    /// ColorJitter strength s: brightness, contrast, saturation s, hue s/4 (aug+ is 0.4).
+    pub jitter: f64,
+    pub sample: Option<Sample>,
+}
+
+impl Default for ViewsState {
+    fn default() -> Self {
+        Self {
+            selected: None,
+            seed: 0,
+            scale: (0.2, 1.0),
+            jitter: 0.4,
+            sample: None,
+        }
+    }
+}
+
+/// Short text of what was sampled for a view.
+pub fn describe(p: &ViewParams) -> String {
+    let c = p.crop;
+    let mut s = format!("box {:.0},{:.0} {:.0}x{:.0}", c.x, c.y, c.w, c.h);
+    if p.flipped {
+        s += " · flipped";
+    }
+    if let Some(j) = p.jitter {
+        s += &format!(
+            " · jitter b{:.2} c{:.2} s{:.2} h{:+.2}",
+            j[0], j[1], j[2], j[3]
+        );
+    }
+    if p.grayscale {
+        s += " · gray";
+    }
+    if let Some(b) = p.blur_sigma {
+        s += &format!(" · blur sigma {b:.1}");
+    }
+    s
+}
+
+impl ViewsState {
+    /// The augmentation shown: the model's own (or the dataset's default) with the sliders applied.
+    pub fn augment(&self, ds: &Dataset, shared: &Shared) -> Result<AugmentConfig, String> {
+        let mut aug = match &shared.model {
+            Some(m) if m.channels() == ds.channels => m.aug.clone(),
+            _ => {
+                let size = view_size(ds, None).map_err(|e| e.to_string())?;
+                augment(ds.channels, size, None).map_err(|e| e.to_string())?
+            }
+        };
+        aug.scale = (
+            self.scale.0.min(self.scale.1),
+            self.scale.1.max(self.scale.0),
+        );
+        let s = self.jitter;
+        aug.jitter = [s, s, s, (s / 4.0).min(0.5)];
+        aug.validate(ds.channels)?;
+        Ok(aug)
+    }
+
+    fn resample(&mut self, ctx: &egui::Context, ds: &Arc<Dataset>, shared: &mut Shared) {
+        let Some(index) = self.selected else {
+            self.sample = None;
+            return;
+        };
+        let key = Key {
+            dataset: Arc::as_ptr(ds) as usize,
+            index,
+            seed: self.seed,
+            scale: self.scale,
+            jitter: self.jitter,
+            model: shared.model.as_ref().map_or(0, |m| m.id),
+        };
+        if self.sample.as_ref().is_some_and(|s| s.key == key) {
+            return;
+        }
+        let img = match ds.get(index) {
+            Ok(i) => i,
+            Err(e) => {
+                shared.error(e.to_string());
+                self.sample = None;
+                return;
+            }
+        };
+        let aug = match self.augment(ds, shared) {
+            Ok(a) => a,
+            Err(e) => {
+                shared.error(format!("augmentation settings: {e}"));
+                return;
+            }
+        };
+        // The same derivation as the loader: (seed, image) fixes the crops.
+        let mut rng = Rng::derive(self.seed, &[0xA1, index as u64]);
+        let views = [
+            crop_view(&img, &aug, &mut rng),
+            crop_view(&img, &aug, &mut rng),
+            original_view(&img, &aug, Some(&mut rng)),
+        ];
+        let similarity = match &shared.model {
+            Some(m) if m.channels() == ds.channels => {
+                let px: Vec<&[f32]> = views.iter().map(|v| v.pixels.as_slice()).collect();
+                match embed_views(
+                    &m.encoder,
+                    &px,
+                    ds.channels,
+                    aug.size,
+                    Output::Projection,
+                    &shared.device,
+                ) {
+                    Ok(z) => Some([
+                        cosine(&z[0], &z[2]),
+                        cosine(&z[1], &z[2]),
+                        cosine(&z[0], &z[1]),
+                    ]),
+                    Err(e) => {
+                        shared.error(e.to_string());
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let tex = |name: &str, v: &leoclr_data::View| {
+            let rgb = to_rgb8(&v.pixels, aug.size, &aug);
+            ctx.load_texture(
+                name,
+                egui::ColorImage::from_rgb([aug.size, aug.size], &rgb),
+                egui::TextureOptions::NEAREST,
+            )
+        };
+        let original = crate::thumbs::texture(ctx, "views-original".into(), &img);
+        let [c1, c2, o] = views;
+        self.sample = Some(Sample {
+            key,
+            original,
+            original_size: (img.width, img.height),
+            views: [
+                (tex("views-crop1", &c1), c1.params),
+                (tex("views-crop2", &c2), c2.params),
+                (tex("views-orig", &o), o.params),
+            ],
+            similarity,
+        });
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        let Some(ds) = shared.dataset.clone() else {
+            egui::CentralPanel::default().show(ui, |ui| {
+                ui.label("Open a dataset (top bar) to see its images, crops and views.");
+            });
+            return;
+        };
+        egui::Panel::left("views-grid")
+            .resizable(false)
+            .exact_size(264.0)
+            .show(ui, |ui| {
+                ui.label(format!("{} images — click one", ds.len()));
+                if let Some(i) = thumb_grid(ui, shared, self.selected, "views-grid") {
+                    self.selected = Some(i);
+                }
+            });
+        egui::CentralPanel::default().show(ui, |ui| {
+            ui.horizontal(|ui| {
+                if ui.button("Re-sample").clicked() {
+                    self.seed = self.seed.wrapping_add(1);
+                }
+                ui.label("crop scale");
+                ui.add(
+                    egui::Slider::new(&mut self.scale.0, 0.05..=1.0)
+                        .text("min")
+                        .fixed_decimals(2),
+                );
+                ui.add(
+                    egui::Slider::new(&mut self.scale.1, 0.05..=1.0)
+                        .text("max")
+                        .fixed_decimals(2),
+                );
+                ui.add(
+                    egui::Slider::new(&mut self.jitter, 0.0..=1.0)
+                        .text("jitter strength")
+                        .fixed_decimals(2),
+                );
+            });
+            self.resample(ui.ctx(), &ds, shared);
+            let Some(s) = &self.sample else {
+                ui.label("Select an image on the left.");
+                return;
+            };
+            let index = self.selected.unwrap_or(0);
+            ui.heading(image_label(&ds, index));
+            ui.horizontal(|ui| {
+                ui.vertical(|ui| {
+                    ui.label("original, with the two crop boxes");
+                    original_with_boxes(ui, s, 256.0);
+                });
+                ui.vertical(|ui| {
+                    ui.label("as the encoders receive them");
+                    ui.horizontal(|ui| {
+                        let names = ["crop 1 (query)", "crop 2 (query)", "original (key)"];
+                        for (k, (tex, p)) in s.views.iter().enumerate() {
+                            ui.vertical(|ui| {
+                                let title = ui.label(names[k]);
+                                ui.add(
+                                    egui::Image::new(tex)
+                                        .fit_to_exact_size(egui::vec2(128.0, 128.0)),
+                                )
+                                .labelled_by(title.id);
+                                ui.add(egui::Label::new(describe(p)).wrap())
+                                    .on_hover_text("sampled parameters: crop box in original pixels");
+                            });
+                        }
+                    });
+                    ui.add_space(8.0);
+                    match s.similarity {
+                        Some([a, b, c]) => {
+                            ui.label("cosine similarity of the projections:");
+                            ui.label(format!("crop 1 vs original: {a:.3}"));
+                            ui.label(format!("crop 2 vs original: {b:.3}"));
+                            ui.label(format!("crop 1 vs crop 2: {c:.3}"));
+                            ui.weak(
+                                "LeOCLR pulls each crop towards the original; MoCo-v2 pulls the two \
+                                 crops together, even when they show different parts.",
+                            );
+                        }
+                        None => {
+                            ui.weak("Load a model to see how similar the crops and the original are.");
+                        }
+                    }
+                });
+            });
+        });
+    }
+}
+
+/// The original image scaled to fit `side`, with the crop boxes outlined in their colours.
+fn original_with_boxes(ui: &mut egui::Ui, s: &Sample, side: f32) {
+    let (w, h) = (s.original_size.0 as f32, s.original_size.1 as f32);
+    let scale = side / w.max(h);
+    let resp =
+        ui.add(egui::Image::new(&s.original).fit_to_exact_size(egui::vec2(w * scale, h * scale)));
+    let r = resp.rect;
+    let painter = ui.painter_at(r.expand(2.0));
+    for (k, (_, p)) in s.views[..2].iter().enumerate() {
+        let c = p.crop;
+        let rect = egui::Rect::from_min_size(
+            r.min + egui::vec2(c.x * scale, c.y * scale),
+            egui::vec2(c.w * scale, c.h * scale),
+        );
+        painter.rect_stroke(
+            rect,
+            0.0,
+            Stroke::new(2.0, CROP_COLORS[k]),
+            egui::StrokeKind::Inside,
+        );
+        painter.text(
+            rect.min + egui::vec2(3.0, 2.0),
+            egui::Align2::LEFT_TOP,
+            format!("{}", k + 1),
+            egui::FontId::proportional(13.0),
+            CROP_COLORS[k],
+        );
+    }
+}

@@ -1,0 +1,376 @@
+//! Drives each panel of the app headless (egui_kittest, no GPU): select and re-sample views, start
+//! / pause / stop a short CPU training run, open a run with a corrupt checkpoint, retrieve the
+//! neighbours of a dataset image and of dropped files, hover and click the map.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use burn::tensor::Device;
+use eframe::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::{By, Queryable};
+use leoclr_app::retrieval::Query;
+use leoclr_app::{LeoclrApp, Tab};
+use leoclr_core::{Method, OriginalBranch, TrainConfig, Trainer, checkpoint};
+use leoclr_data::idx;
+
+/// A file dropped on the window, as the native integration hands it over.
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+/// A labelled 16x16 IDX dataset: each class a bright bar at its own row, plus noise.
+fn fixture(dir: &Path, n: usize) {
+    let side = 16;
+    let mut pixels = Vec::with_capacity(n * side * side);
+    let mut labels = Vec::with_capacity(n);
+    let mut s = 12345u32;
+    for i in 0..n {
+        let class = (i % 4) as u8;
+        labels.push(class);
+        for y in 0..side {
+            for _x in 0..side {
+                s = s.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                let noise = (s >> 24) as u8 / 4;
+                let bar = if y / 4 == class as usize { 180 } else { 20 };
+                pixels.push(bar + noise);
+            }
+        }
+    }
+    for prefix in ["train", "t10k"] {
+        std::fs::write(
+            dir.join(format!("{prefix}-images-idx3-ubyte")),
+            idx::encode(&[n, side, side], &pixels),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("{prefix}-labels-idx1-ubyte")),
+            idx::encode(&[n], &labels),
+        )
+        .unwrap();
+    }
+}
+
+/// A checkpoint of a freshly initialised tiny model (what the panels need is any model).
+fn model(dir: &Path) -> PathBuf {
+    let mut cfg = TrainConfig::tiny_test(
+        1,
+        Method::Leoclr {
+            original_branch: OriginalBranch::Key,
+        },
+    );
+    cfg.model.small_stem = true;
+    let t = Trainer::new(cfg, &Device::flex(), 4).unwrap();
+    let aug = leoclr_core::run::augment(1, 16, None).unwrap();
+    checkpoint::save(
+        dir,
+        &t,
+        serde_json::json!({"augment": aug, "view_size": 16}),
+    )
+    .unwrap();
+    dir.to_path_buf()
+}
+
+fn harness(data: &Path) -> Harness<'static, LeoclrApp> {
+    let mut app = LeoclrApp::new(Device::flex(), "test: cpu");
+    app.open_dataset(data);
+    assert!(app.shared.dataset.is_some(), "{:?}", app.shared.notice);
+    Harness::builder()
+        .with_size(egui::vec2(1280.0, 860.0))
+        .with_max_steps(64)
+        .build_ui_state(|ui, app: &mut LeoclrApp| app.ui(ui), app)
+}
+
+/// Steps the UI until `done` holds (workers run on their own threads meanwhile).
+fn wait_for(h: &mut Harness<'_, LeoclrApp>, what: &str, done: impl Fn(&LeoclrApp) -> bool) {
+    let start = Instant::now();
+    // The first frame delivers the click that starts the work.
+    h.step();
+    while !done(h.state()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "timed out waiting for {what}; status: {:?} / {} / embedding job: {:?}",
+            h.state().shared.notice,
+            h.state().training.status,
+            h.state().shared.gallery_job.as_ref().map(|j| j.progress)
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.step();
+}
+
+fn crop_text(app: &LeoclrApp) -> String {
+    let s = app.views.sample.as_ref().expect("a sample");
+    format!("{:?}", s.views.iter().map(|v| v.1.crop).collect::<Vec<_>>())
+}
+
+#[test]
+fn views_select_resample_and_sliders() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path(), 24);
+    let mut h = harness(dir.path());
+    h.run();
+    h.get_by_label("Select an image on the left.");
+    h.get_by_label("image 3 · 3").click();
+    h.run();
+    assert_eq!(h.state().views.selected, Some(3));
+    // The heading names the selected image too.
+    assert_eq!(h.query_all_by_label("image 3 · 3").count(), 2);
+    h.get_by_label("crop 1 (query)");
+    h.get_by_label("original (key)");
+    assert!(
+        !h.query_all_by_label_contains("box ")
+            .collect::<Vec<_>>()
+            .is_empty()
+    );
+    let before = crop_text(h.state());
+
+    h.get_by_label("Re-sample").click();
+    h.run();
+    assert_ne!(crop_text(h.state()), before, "re-sample draws new crops");
+
+    // Moving the scale slider's minimum to 0.9 re-samples crops covering most of the image.
+    h.get(By::new().label("min").role(egui::accesskit::Role::Slider))
+        .set_value_accesskit(0.9);
+    h.run();
+    assert_eq!(h.state().views.scale, (0.9, 1.0));
+    let s = h.state().views.sample.as_ref().unwrap();
+    for (_, p) in &s.views[..2] {
+        assert!(p.crop.w * p.crop.h >= 0.85 * 256.0, "{:?}", p.crop);
+    }
+    h.get_by_label_contains("Load a model");
+
+    // With a model: the three similarities appear.
+    let mdir = tempfile::tempdir().unwrap();
+    let m = model(mdir.path());
+    h.state_mut().load_model(&m);
+    h.run();
+    let sim = h.state().views.sample.as_ref().unwrap().similarity.unwrap();
+    let names = [
+        "crop 1 vs original",
+        "crop 2 vs original",
+        "crop 1 vs crop 2",
+    ];
+    for (name, v) in names.iter().zip(sim) {
+        assert!((-1.0..=1.0).contains(&v));
+        h.get_by_label(&format!("{name}: {v:.3}"));
+    }
+}
+
+#[test]
+fn training_start_pause_stop_and_corrupt_run() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path(), 64);
+    let runs = tempfile::tempdir().unwrap();
+    let mut h = harness(dir.path());
+    {
+        let t = &mut h.state_mut().training;
+        t.spec.epochs = 1000;
+        t.spec.batch = 16;
+        t.spec.queue = 64;
+        t.spec.backbone = leoclr_core::Backbone::Tiny;
+        t.spec.out = runs.path().join("run");
+    }
+    h.get_by_label("Training").click();
+    h.run();
+    h.get_by_label("Start").click();
+    wait_for(&mut h, "the first steps", |a| {
+        a.training.curves.lr.len() >= 2
+    });
+    h.get_by_label_contains("running: ");
+
+    h.get_by_label("Pause").click();
+    h.run();
+    h.get_by_label("Continue");
+    h.get_by_label_contains("paused");
+    h.get_by_label("Continue").click();
+    h.run();
+
+    h.get_by_label("Stop").click();
+    wait_for(&mut h, "the stop", |a| !a.training.is_running());
+    let status = h.state().training.status.clone();
+    assert!(status.starts_with("stopped after"), "{status}");
+    h.get_by_label_contains("stopped after");
+    h.get_by_label("Start"); // ready again
+
+    // A run directory whose checkpoint is corrupt: the curves show, resuming fails with a message,
+    // and nothing on disk changes.
+    let bad = runs.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(
+        bad.join("metrics.jsonl"),
+        "{\"epoch\":1,\"loss\":5.0,\"lr\":0.06,\"images_per_s\":100.0,\"step\":4,\"knn_top1\":0.5}\n",
+    )
+    .unwrap();
+    let garbage = b"LEOCLR\x00\x01 this is not a checkpoint".to_vec();
+    std::fs::write(bad.join("checkpoint.leoclr"), &garbage).unwrap();
+    h.state_mut().training.open_path = bad.display().to_string();
+    h.get_by_label("Open run").click();
+    h.run();
+    assert_eq!(h.state().training.curves.epochs.len(), 1);
+    h.get_by_label("Resume run").click();
+    wait_for(&mut h, "the failed resume", |a| !a.training.is_running());
+    let notice = h.state().shared.notice.clone().unwrap();
+    assert!(
+        notice.error && notice.text.contains("checkpoint.leoclr"),
+        "{notice:?}"
+    );
+    h.get_by_label_contains("training failed");
+    assert_eq!(
+        std::fs::read(bad.join("checkpoint.leoclr")).unwrap(),
+        garbage
+    );
+    assert_eq!(std::fs::read_dir(&bad).unwrap().count(), 2);
+}
+
+#[test]
+fn training_runs_to_the_end_and_loads_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path(), 32);
+    let runs = tempfile::tempdir().unwrap();
+    let mut h = harness(dir.path());
+    {
+        let t = &mut h.state_mut().training;
+        t.spec.epochs = 2;
+        t.spec.batch = 16;
+        t.spec.queue = 32;
+        t.spec.out = runs.path().join("run");
+    }
+    h.get_by_label("Training").click();
+    h.run();
+    h.get_by_label("Start").click();
+    wait_for(&mut h, "the end of training", |a| !a.training.is_running());
+    let t = &h.state().training;
+    assert!(t.status.starts_with("finished"), "{}", t.status);
+    assert_eq!(t.curves.epochs.len(), 2);
+    assert!(t.curves.epochs.iter().all(|r| r.knn_top1.is_some()));
+    // The metrics on disk are the ones plotted.
+    let logged = leoclr_core::run::read_metrics(&runs.path().join("run")).unwrap();
+    assert_eq!(logged.len(), 2);
+    for (a, b) in logged.iter().zip(&t.curves.epochs) {
+        assert_eq!(
+            (a.epoch, a.step, a.loss, a.knn_top1),
+            (b.epoch, b.step, b.loss, b.knn_top1)
+        );
+    }
+    h.get_by_label("Load this run's model").click();
+    h.run();
+    assert_eq!(h.state().shared.model.as_ref().unwrap().meta.epoch, 2);
+}
+
+#[test]
+fn retrieval_by_click_and_drop_then_map() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path(), 40);
+    let mdir = tempfile::tempdir().unwrap();
+    let mut h = harness(dir.path());
+    h.state_mut().load_model(model(mdir.path()));
+    h.get_by_label("Retrieval").click();
+    h.run();
+    h.get_by_label("Embed dataset (40 images)").click();
+    wait_for(&mut h, "the embeddings", |a| a.shared.gallery.is_some());
+
+    h.get_by_label("image 5 · 1").click();
+    h.run();
+    h.get_by_label("query: image 5 · 1");
+    h.get_by_label("10 nearest neighbours");
+    let r = h.state().retrieval.results.as_ref().unwrap();
+    assert_eq!(r.neighbours.len(), 10);
+    assert!(r.neighbours.iter().all(|(j, _)| *j != 5));
+    assert!(r.neighbours.windows(2).all(|w| w[0].1 >= w[1].1));
+    let p = r.precision.unwrap();
+    h.get_by_label(&format!(
+        "precision@10: {:.0}% share the query's label",
+        100.0 * p
+    ));
+
+    // A dropped image file (RGB, another size) is converted and answered.
+    let png = mdir.path().join("photo.png");
+    image::RgbImage::from_fn(40, 30, |x, _| image::Rgb([x as u8 * 6, 90, 200]))
+        .save(&png)
+        .unwrap();
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(Dropped(png.clone())));
+    h.run();
+    assert!(matches!(
+        h.state().retrieval.query,
+        Some(Query::File { .. })
+    ));
+    h.get_by_label(&format!("query: {} (40x30)", png.display()));
+    h.get_by_label("10 nearest neighbours");
+    h.get_by_label("the query has no label: precision@k not defined");
+
+    // An undecodable drop: a message, the previous query stays.
+    let txt = mdir.path().join("notes.txt");
+    std::fs::write(&txt, "not an image").unwrap();
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(Dropped(txt.clone())));
+    h.run();
+    h.get_by_label_contains("cannot use dropped file");
+    h.get_by_label_contains("notes.txt");
+    assert!(matches!(
+        h.state().retrieval.query,
+        Some(Query::File { .. })
+    ));
+
+    // Map: hover a point, see its image named; click it, land in Retrieval with it as the query.
+    h.get_by_label("Map").click();
+    h.run();
+    assert_eq!(h.state().map.screen.len(), 40);
+    let pos = h.state().map.point_pos(7).unwrap();
+    h.hover_at(pos);
+    h.run();
+    let hovered = h.state().map.hovered.expect("a hovered point");
+    h.get_by_label(&format!("hovered: image {hovered} · {}", hovered % 4));
+    h.event(egui::Event::PointerButton {
+        pos,
+        button: egui::PointerButton::Primary,
+        pressed: true,
+        modifiers: Default::default(),
+    });
+    h.event(egui::Event::PointerButton {
+        pos,
+        button: egui::PointerButton::Primary,
+        pressed: false,
+        modifiers: Default::default(),
+    });
+    h.run();
+    assert_eq!(h.state().tab, Tab::Retrieval);
+    assert!(matches!(h.state().retrieval.query, Some(Query::Index(i)) if i == hovered));
+    h.get_by_label(&format!("query: image {hovered} · {}", hovered % 4));
+}
+
+#[test]
+fn bad_model_and_data_paths_show_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path(), 8);
+    let mut h = harness(dir.path());
+    let bad = dir.path().join("checkpoint.leoclr");
+    std::fs::write(&bad, b"garbage").unwrap();
+    h.state_mut().shared.model_path = bad.display().to_string();
+    h.get_by_label("Load model").click();
+    h.run();
+    h.get_by_label_contains("not a LeOCLR checkpoint");
+    assert!(h.state().shared.model.is_none());
+    h.state_mut().shared.data_path = "/nonexistent/data".into();
+    h.get_by_label("Open data").click();
+    h.run();
+    h.get_by_label_contains("/nonexistent/data");
+    assert_eq!(
+        h.state().shared.dataset.as_ref().unwrap().len(),
+        8,
+        "old dataset kept"
+    );
+}

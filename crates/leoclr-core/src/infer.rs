@@ -1,0 +1,239 @@
+//! Inference on single images and small sets, for the app and the browser demo: embed a few views,
+//! cosine similarities, nearest neighbours over a gallery, and a 2-D PCA map.
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use leoclr_data::augment::original_view;
+use leoclr_data::{AugmentConfig, ImageU8};
+
+use crate::encoder::Encoder;
+use crate::eval::Output;
+use crate::{Error, Result};
+
+/// Embeds views (each normalised CHW, `channels x size x size`) in inference mode; one row each.
+pub fn embed_views(
+    encoder: &Encoder,
+    views: &[&[f32]],
+    channels: usize,
+    size: usize,
+    output: Output,
+    device: &Device,
+) -> Result<Vec<Vec<f32>>> {
+    let per = channels * size * size;
+    if views.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Some(v) = views.iter().find(|v| v.len() != per) {
+        return Err(Error::Config(format!(
+            "view has {} values, expected {channels}x{size}x{size}",
+            v.len()
+        )));
+    }
+    let data: Vec<f32> = views.iter().flat_map(|v| v.iter().copied()).collect();
+    let model = encoder.valid();
+    let x = Tensor::<4>::from_data(
+        TensorData::new(data, [views.len(), channels, size, size]),
+        &device.clone().inner(),
+    );
+    let f = match output {
+        Output::Backbone => model.features(x),
+        Output::Projection => model.forward(x),
+    };
+    let dim = f.dims()[1];
+    let flat = f
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::Backend(format!("{e:?}")))?;
+    Ok(flat.chunks_exact(dim).map(<[f32]>::to_vec).collect())
+}
+
+/// An arbitrary image (any size, gray or RGB) as the model's input: converted to the model's
+/// channels and resized whole to the view size, like the LeOCLR original view.
+pub fn model_input(img: &ImageU8, aug: &AugmentConfig) -> Vec<f32> {
+    let img = img.to_channels(aug.mean.len());
+    original_view(&img, aug, None).pixels
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb).max(1e-12)
+}
+
+/// Rows scaled to unit length (cosine similarity becomes a dot product).
+pub fn normalize_rows(data: &mut [f32], dim: usize) {
+    for r in data.chunks_exact_mut(dim) {
+        let n = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        r.iter_mut().for_each(|v| *v /= n);
+    }
+}
+
+/// The `k` rows of `gallery` (unit rows, `[n, dim]`) most similar to `query`, best first, as
+/// (row, cosine). `exclude` leaves one row out (the query itself when it is in the gallery).
+pub fn nearest(
+    gallery: &[f32],
+    dim: usize,
+    query: &[f32],
+    k: usize,
+    exclude: Option<usize>,
+) -> Vec<(usize, f32)> {
+    let qn = query.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+    let mut scored: Vec<(usize, f32)> = gallery
+        .chunks_exact(dim)
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != exclude)
+        .map(|(i, r)| (i, r.iter().zip(query).map(|(a, b)| a * b).sum::<f32>() / qn))
+        .collect();
+    let k = k.min(scored.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    scored.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
+    scored.truncate(k);
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored
+}
+
+/// Projects rows `[n, dim]` on their first two principal components (power iteration with
+/// deflation on the covariance, deterministic start). Returns one (x, y) per row.
+pub fn pca_2d(data: &[f32], dim: usize) -> Vec<[f32; 2]> {
+    let n = data.len().checked_div(dim).unwrap_or(0);
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut mean = vec![0f64; dim];
+    for r in data.chunks_exact(dim) {
+        mean.iter_mut().zip(r).for_each(|(m, &v)| *m += v as f64);
+    }
+    mean.iter_mut().for_each(|m| *m /= n as f64);
+    let mut cov = vec![0f64; dim * dim];
+    let mut c = vec![0f64; dim];
+    for r in data.chunks_exact(dim) {
+        c.iter_mut()
+            .zip(r.iter().zip(&mean))
+            .for_each(|(c, (&v, m))| *c = v as f64 - m);
+        for i in 0..dim {
+            let ci = c[i];
+            if ci != 0.0 {
+                let row = &mut cov[i * dim..(i + 1) * dim];
+                row.iter_mut().zip(&c).for_each(|(a, &cj)| *a += ci * cj);
+            }
+        }
+    }
+    let mut axes: Vec<Vec<f64>> = Vec::new();
+    for a in 0..2 {
+        let mut v: Vec<f64> = (0..dim)
+            .map(|i| 1.0 + ((i * 7 + a * 3) % 5) as f64)
+            .collect();
+        for _ in 0..200 {
+            let mut w: Vec<f64> = (0..dim)
+                .map(|i| {
+                    cov[i * dim..(i + 1) * dim]
+                        .iter()
+                        .zip(&v)
+                        .map(|(a, b)| a * b)
+                        .sum()
+                })
+                .collect();
+            for u in &axes {
+                let d: f64 = w.iter().zip(u).map(|(a, b)| a * b).sum();
+                w.iter_mut().zip(u).for_each(|(x, y)| *x -= d * y);
+            }
+            let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if norm < 1e-20 {
+                break;
+            }
+            v = w.into_iter().map(|x| x / norm).collect();
+        }
+        // A fixed sign, so the map does not flip between runs.
+        let big = v
+            .iter()
+            .copied()
+            .max_by(|a, b| a.abs().total_cmp(&b.abs()))
+            .unwrap_or(1.0);
+        if big < 0.0 {
+            v.iter_mut().for_each(|x| *x = -*x);
+        }
+        axes.push(v);
+    }
+    data.chunks_exact(dim)
+        .map(|r| {
+            let p = |u: &[f64]| -> f32 {
+                r.iter()
+                    .zip(&mean)
+                    .zip(u)
+                    .map(|((&v, m), a)| (v as f64 - m) * a)
+                    .sum::<f64>() as f32
+            };
+            [p(&axes[0]), p(&axes[1])]
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_ranks_by_cosine_and_skips_the_query() {
+        let mut g = vec![1.0, 0.0, 0.0, 1.0, 0.7, 0.7, -1.0, 0.0];
+        normalize_rows(&mut g, 2);
+        let r = nearest(&g, 2, &[2.0, 0.1], 2, None);
+        assert_eq!(r.iter().map(|x| x.0).collect::<Vec<_>>(), vec![0, 2]);
+        assert!((r[0].1 - cosine(&[1.0, 0.0], &[2.0, 0.1])).abs() < 1e-6);
+        let r = nearest(&g, 2, &[1.0, 0.0], 10, Some(0));
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0].0, 2);
+        assert_eq!(r[2].0, 3);
+    }
+
+    #[test]
+    fn pca_finds_the_spread_axes() {
+        // Points spread along (1,1,0) by up to +-5 and along (0,0,1) by +-1, uncorrelated: each
+        // position along the first axis appears with both signs of the second.
+        let point = |i: usize| -> (f32, f32) {
+            let a = ((i / 2) as f32 - 4.5) / 4.5 * 5.0;
+            (a, if i.is_multiple_of(2) { 1.0 } else { -1.0 })
+        };
+        let mut data = Vec::new();
+        for i in 0..20 {
+            let (a, b) = point(i);
+            data.extend([a, a, b]);
+        }
+        let p = pca_2d(&data, 3);
+        assert_eq!(p.len(), 20);
+        let s = 2f32.sqrt();
+        for (i, xy) in p.iter().enumerate() {
+            let (a, b) = point(i);
+            assert!((xy[0].abs() - (a * s).abs()).abs() < 1e-3, "{xy:?}");
+            assert!((xy[1].abs() - b.abs()).abs() < 1e-3, "{xy:?}");
+        }
+        // The first axis varies more than the second.
+        let var = |k: usize| p.iter().map(|q| q[k] * q[k]).sum::<f32>();
+        assert!(var(0) > 10.0 * var(1));
+    }
+
+    #[test]
+    fn model_input_converts_channels_and_size() {
+        let img = ImageU8::new(5, 3, 3, vec![100; 45]);
+        let aug = AugmentConfig::small(8, 1);
+        let x = model_input(&img, &aug);
+        assert_eq!(x.len(), 64);
+        let expect = (100.0 / 255.0 - aug.mean[0]) / aug.std[0];
+        assert!(x.iter().all(|v| (v - expect).abs() < 1e-3));
+    }
+
+    #[test]
+    fn embed_views_checks_shapes() {
+        let dev = Device::flex();
+        let cfg = crate::ModelConfig::new(crate::Backbone::Tiny, 1, true);
+        let enc = Encoder::init_seeded(&cfg, 1, &dev);
+        let v = vec![0.5f32; 64];
+        let out = embed_views(&enc, &[&v, &v], 1, 8, Output::Projection, &dev).unwrap();
+        assert_eq!(out.len(), 2);
+        assert!((cosine(&out[0], &out[1]) - 1.0).abs() < 1e-5);
+        assert!(embed_views(&enc, &[&v[..10]], 1, 8, Output::Projection, &dev).is_err());
+    }
+}
