@@ -361,6 +361,9 @@ impl LeoclrApp {
     }
 }
 
+/// Width of the side panels holding a thumbnail grid.
+pub const GRID_PANEL_WIDTH: f32 = 264.0;
+
 /// The thumbnail grid of the Views and Retrieval panels; returns the clicked image.
 pub fn thumb_grid(
     ui: &mut egui::Ui,
@@ -369,13 +372,16 @@ pub fn thumb_grid(
     id: &str,
 ) -> Option<usize> {
     let ds = shared.dataset.clone()?;
-    let side = 44.0;
-    let cols = ((ui.available_width() / (side + 8.0)).floor() as usize).max(1);
+    let side = 36.0;
+    // A thumbnail button is its image plus ~16 px of frame and padding, plus the item spacing. The
+    // side panels have a fixed width (their Ui reports more room than is shown).
+    let cell = side + 16.0 + ui.spacing().item_spacing.x;
+    let cols = (((GRID_PANEL_WIDTH - 16.0) / cell).floor() as usize).max(1);
     let rows = ds.len().div_ceil(cols);
     let mut clicked = None;
     egui::ScrollArea::vertical()
         .id_salt(id)
-        .show_rows(ui, side + 8.0, rows, |ui, range| {
+        .show_rows(ui, side + 11.0, rows, |ui, range| {
             for r in range {
                 ui.horizontal(|ui| {
                     for i in r * cols..((r + 1) * cols).min(ds.len()) {

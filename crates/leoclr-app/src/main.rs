@@ -109,6 +109,11 @@ impl Shell {
             }
             return;
         }
+        // A screenshot arrives some frames after it is requested: wait for it before moving on.
+        if t.pending.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            t.frames = 0;
+            return;
+        }
         let tab = stops[t.step];
         if t.frames == 1 {
             self.app.tab = tab;

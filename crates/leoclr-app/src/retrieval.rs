@@ -115,7 +115,7 @@ impl RetrievalState {
     pub fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         egui::Panel::left("retrieval-grid")
             .resizable(false)
-            .exact_size(264.0)
+            .exact_size(crate::app::GRID_PANEL_WIDTH)
             .show(ui, |ui| {
                 ui.label("Click an image, or drop an image file on the window.");
                 let sel = match self.query {

@@ -112,10 +112,10 @@ impl MethodChoice {
 
     fn label(self) -> &'static str {
         match self {
-            Self::LeoclrKey => "LeOCLR (original to the key encoder)",
-            Self::LeoclrQuery => "LeOCLR (original to the query encoder)",
-            Self::MocoSym => "MoCo-v2 symmetric",
-            Self::MocoAsym => "MoCo-v2 asymmetric",
+            Self::LeoclrKey => "LeOCLR (original: key)",
+            Self::LeoclrQuery => "LeOCLR (original: query)",
+            Self::MocoSym => "MoCo-v2 (symmetric)",
+            Self::MocoAsym => "MoCo-v2 (asymmetric)",
         }
     }
 

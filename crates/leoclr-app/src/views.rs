@@ -199,7 +199,7 @@ impl ViewsState {
         };
         egui::Panel::left("views-grid")
             .resizable(false)
-            .exact_size(264.0)
+            .exact_size(crate::app::GRID_PANEL_WIDTH)
             .show(ui, |ui| {
                 ui.label(format!("{} images — click one", ds.len()));
                 if let Some(i) = thumb_grid(ui, shared, self.selected, "views-grid") {
@@ -246,6 +246,7 @@ impl ViewsState {
                         let names = ["crop 1 (query)", "crop 2 (query)", "original (key)"];
                         for (k, (tex, p)) in s.views.iter().enumerate() {
                             ui.vertical(|ui| {
+                                ui.set_width(150.0);
                                 let title = ui.label(names[k]);
                                 ui.add(
                                     egui::Image::new(tex)
