@@ -15,7 +15,11 @@ use crate::jobs::Job;
 use crate::model::LoadedModel;
 use crate::retrieval::{Query, RetrievalState};
 use crate::thumbs::Thumbs;
-use crate::training::TrainingState;
+/// The Training tab: runs with checkpoints natively; in the browser, "Train here".
+#[cfg(not(target_arch = "wasm32"))]
+pub type TrainingPanel = crate::training::TrainingState;
+#[cfg(target_arch = "wasm32")]
+pub type TrainingPanel = crate::train_here::TrainHere;
 use crate::views::ViewsState;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,9 +65,16 @@ pub struct Shared {
     pub gallery_job: Option<Job<Gallery>>,
     pub notice: Option<Notice>,
     pub thumbs: Thumbs,
+    /// Where named widgets were drawn this frame ("tab:Views", "thumb:12", ...): lets the browser
+    /// test click the canvas where a user would.
+    pub marks: Vec<(String, egui::Rect)>,
 }
 
 impl Shared {
+    pub fn mark(&mut self, name: impl Into<String>, rect: egui::Rect) {
+        self.marks.push((name.into(), rect));
+    }
+
     pub fn error(&mut self, text: impl Into<String>) {
         self.notice = Some(Notice {
             error: true,
@@ -103,6 +114,14 @@ impl Shared {
             }
             Err(e) => self.error(e.to_string()),
         }
+    }
+
+    /// Shows a dataset that is already in memory (the browser's bundled gallery).
+    pub fn set_dataset(&mut self, name: impl Into<String>, ds: Arc<Dataset>) {
+        self.data_path = name.into();
+        self.dataset = Some(ds);
+        self.gallery = None;
+        self.gallery_job = None;
     }
 
     /// Loads a checkpoint (file or run directory); on failure the old model stays.
@@ -207,7 +226,7 @@ pub struct LeoclrApp {
     pub tab: Tab,
     pub shared: Shared,
     pub views: ViewsState,
-    pub training: TrainingState,
+    pub training: TrainingPanel,
     pub retrieval: RetrievalState,
     pub map: crate::map::MapState,
 }
@@ -229,9 +248,10 @@ impl LeoclrApp {
                 gallery_job: None,
                 notice: None,
                 thumbs: Thumbs::default(),
+                marks: Vec::new(),
             },
             views: ViewsState::default(),
-            training: TrainingState::default(),
+            training: TrainingPanel::default(),
             retrieval: RetrievalState::default(),
             map: crate::map::MapState::default(),
         }
@@ -260,6 +280,12 @@ impl LeoclrApp {
         }
     }
 
+    #[cfg(target_arch = "wasm32")]
+    fn handle_drops(&mut self, _ctx: &egui::Context) {
+        // The page hands uploads and drops over as bytes (see leoclr-web).
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
     fn handle_drops(&mut self, ctx: &egui::Context) {
         let dropped = ctx.input(|i| i.raw.dropped_files.clone());
         for f in dropped {
@@ -274,11 +300,27 @@ impl LeoclrApp {
             ui.heading("LeOCLR");
             ui.separator();
             for t in Tab::ALL {
-                if ui.selectable_label(self.tab == t, t.name()).clicked() {
+                let r = ui.selectable_label(self.tab == t, t.name());
+                self.shared.mark(format!("tab:{}", t.name()), r.rect);
+                if r.clicked() {
                     self.tab = t;
                 }
             }
         });
+        #[cfg(target_arch = "wasm32")]
+        ui.horizontal(|ui| {
+            let s = &self.shared;
+            ui.label(format!(
+                "{} · {} images",
+                s.data_path,
+                s.dataset.as_ref().map_or(0, |d| d.len())
+            ));
+            if let Some(m) = &s.model {
+                ui.separator();
+                ui.label(format!("model: {}", m.describe()));
+            }
+        });
+        #[cfg(not(target_arch = "wasm32"))]
         ui.horizontal(|ui| {
             let s = &mut self.shared;
             let l = ui.label("Data");
@@ -340,6 +382,7 @@ impl LeoclrApp {
 
     /// The whole app, inside any `Ui` (eframe's root or a test harness).
     pub fn ui(&mut self, ui: &mut egui::Ui) {
+        self.shared.marks.clear();
         self.handle_drops(ui.ctx());
         // Training messages are consumed whatever tab is shown.
         self.training.poll(&mut self.shared);
@@ -395,6 +438,7 @@ pub fn thumb_grid(
                             ),
                             None => ui.add_sized([side, side], egui::Button::new("?")),
                         };
+                        shared.mark(format!("thumb:{i}"), resp.rect);
                         let label = image_label(&ds, i);
                         resp.widget_info(|| {
                             egui::WidgetInfo::labeled(egui::Role::Button, true, &label)

@@ -51,6 +51,32 @@ impl Gallery {
         })
     }
 
+    /// Precomputed embeddings (the browser ships them): rows are normalised here.
+    pub fn from_parts(
+        model_id: u64,
+        dataset: Arc<Dataset>,
+        dim: usize,
+        mut features: Vec<f32>,
+    ) -> Result<Self, String> {
+        if dim == 0 || features.len() != dataset.len() * dim {
+            return Err(format!(
+                "{} embedding values do not fit {} images of dimension {dim}",
+                features.len(),
+                dataset.len()
+            ));
+        }
+        normalize_rows(&mut features, dim);
+        let labels = (0..dataset.len()).map(|i| dataset.label(i)).collect();
+        Ok(Self {
+            model_id,
+            dataset,
+            dim,
+            features,
+            labels,
+            map: None,
+        })
+    }
+
     pub fn len(&self) -> usize {
         self.labels.len()
     }

@@ -40,6 +40,14 @@ impl<T: Send + 'static> Job<T> {
     ) -> Self {
         let (tx, rx) = unbounded();
         let ctx = ctx.clone();
+        // No threads in the browser: the work runs now and its result waits for the next poll.
+        #[cfg(target_arch = "wasm32")]
+        {
+            let mut report = |_, _| {};
+            let _ = tx.send(Msg::Done(work(&mut report)));
+            ctx.request_repaint();
+        }
+        #[cfg(not(target_arch = "wasm32"))]
         std::thread::Builder::new()
             .name("leoclr-app-job".into())
             .spawn(move || {

@@ -12,6 +12,8 @@ pub mod map;
 pub mod model;
 pub mod retrieval;
 pub mod thumbs;
+pub mod train_here;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod training;
 pub mod views;
 

@@ -24,7 +24,18 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 impl LoadedModel {
     /// Reads a checkpoint; the error names the file and the problem. Reads only.
     pub fn load(path: &Path, device: &Device) -> Result<Self, String> {
-        let (encoder, meta) = checkpoint::load_encoder(path, device).map_err(|e| e.to_string())?;
+        let loaded = checkpoint::load_encoder(path, device).map_err(|e| e.to_string())?;
+        Self::from_parts(path, loaded)
+    }
+
+    /// A model from bytes in memory (the browser's bundled model); `name` names it in errors.
+    pub fn from_bytes(name: &Path, bytes: &[u8], device: &Device) -> Result<Self, String> {
+        let loaded =
+            checkpoint::load_encoder_from_bytes(name, bytes, device).map_err(|e| e.to_string())?;
+        Self::from_parts(name, loaded)
+    }
+
+    fn from_parts(path: &Path, (encoder, meta): (Encoder, Meta)) -> Result<Self, String> {
         let channels = meta.config.model.in_channels;
         let saved = meta
             .extra

@@ -374,3 +374,41 @@ fn bad_model_and_data_paths_show_messages() {
         "old dataset kept"
     );
 }
+
+#[test]
+fn train_here_steps_and_pauses() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path(), 64);
+    let mut app = LeoclrApp::new(Device::flex(), "test: cpu");
+    app.open_dataset(dir.path());
+    let th = leoclr_app::train_here::TrainHere::default();
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1000.0, 700.0))
+        .with_max_steps(64)
+        .build_ui_state(
+            |ui, (th, app): &mut (leoclr_app::train_here::TrainHere, LeoclrApp)| {
+                th.ui(ui, &mut app.shared)
+            },
+            (th, app),
+        );
+    h.run();
+    h.get_by_label("Start").click();
+    for _ in 0..8 {
+        h.step();
+    }
+    let losses = h.state().0.losses.borrow().clone();
+    assert!(losses.len() >= 5, "{losses:?}");
+    assert!(losses.iter().all(|l| l[1].is_finite() && l[1] > 0.0));
+    assert!(
+        losses.windows(2).all(|w| w[1][0] == w[0][0] + 1.0),
+        "one step a frame"
+    );
+    h.get_by_label("Pause").click();
+    h.step();
+    let n = h.state().0.steps;
+    for _ in 0..3 {
+        h.step();
+    }
+    assert_eq!(h.state().0.steps, n, "paused");
+    h.get_by_label_contains(&format!("{n} steps"));
+}

@@ -29,6 +29,9 @@ pub enum Command {
     /// Write the first N train / M test images of an IDX dataset as a new IDX dataset (how the bundled
     /// assets/fashion-mnist-subset was made).
     Subset(SubsetArgs),
+    /// Write what the browser demo ships: the encoder alone (model.leoclr), a gallery of labelled
+    /// images (IDX) and their embeddings (how assets/web was made).
+    Export(ExportArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -265,4 +268,21 @@ pub struct BenchArgs {
     /// Also write all rows as a JSON array here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// A checkpoint file or run directory.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Gallery source: a grayscale IDX dataset (Fashion-MNIST).
+    #[arg(long, default_value = "assets/fashion-mnist-subset")]
+    pub data: PathBuf,
+    #[arg(long, default_value = "test")]
+    pub split: Split,
+    /// Gallery size: the first N images of the split.
+    #[arg(long, default_value_t = 1000)]
+    pub gallery: usize,
+    #[arg(long, default_value = "assets/web")]
+    pub out: PathBuf,
 }

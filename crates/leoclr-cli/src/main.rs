@@ -4,6 +4,7 @@ mod args;
 mod bench;
 mod compare;
 mod eval_cmd;
+mod export;
 mod progress;
 mod subset;
 mod train_cmd;
@@ -18,6 +19,7 @@ fn main() {
         args::Command::Subset(a) => subset::run(a),
         args::Command::Compare(a) => compare::run(a),
         args::Command::Bench(a) => bench::run(a),
+        args::Command::Export(a) => export::run(a),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");

@@ -3,7 +3,7 @@ use leoclr_data::{Dataset, DatasetFormat, DatasetSpec, Split};
 
 use crate::args::SubsetArgs;
 
-fn write_gz(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+pub fn write_gz(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::best());

@@ -105,6 +105,34 @@ fn train_stop_resume_and_eval() {
         "5",
         "--json",
     ]);
+    // Export what the browser ships: the encoder alone, a gallery and its unit-length embeddings.
+    let web = run_dir(&tmp, "web");
+    let text = ok(&[
+        "export",
+        "--checkpoint",
+        a.to_str().unwrap(),
+        "--gallery",
+        "50",
+        "--out",
+        web.to_str().unwrap(),
+    ]);
+    assert!(text.contains("50 gallery images"), "{text}");
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(web.join("gallery.json")).unwrap()).unwrap();
+    let dim = info["dim"].as_u64().unwrap() as usize;
+    let feats = std::fs::read(web.join("gallery-features.f32")).unwrap();
+    assert_eq!(feats.len(), 50 * dim * 4);
+    let row: Vec<f32> = feats[..dim * 4]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert!((row.iter().map(|v| v * v).sum::<f32>() - 1.0).abs() < 1e-4);
+    let model = std::fs::metadata(web.join("model.leoclr")).unwrap().len();
+    let full = std::fs::metadata(a.join("checkpoint.leoclr"))
+        .unwrap()
+        .len();
+    assert!(model < full / 2, "{model} vs {full}");
+
     let line = out.lines().rev().find(|l| l.starts_with('{')).unwrap();
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     for key in ["knn_top1", "linear_top1"] {

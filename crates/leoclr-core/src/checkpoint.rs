@@ -205,23 +205,55 @@ fn read(path: &Path) -> Result<(Meta, Vec<Vec<u8>>)> {
     let path = file_of(path);
     let bytes =
         std::fs::read(&path).map_err(|e| err(&path, format!("cannot read checkpoint: {e}")))?;
-    let (meta, sections) = decode(&path, &bytes)?;
-    if sections.len() != 4 {
+    decode_checked(&path, &bytes)
+}
+
+/// Decodes and checks a checkpoint: 4 sections (a training state) or 1 (an exported encoder).
+fn decode_checked(path: &Path, bytes: &[u8]) -> Result<(Meta, Vec<Vec<u8>>)> {
+    let (meta, sections) = decode(path, bytes)?;
+    if sections.len() != 4 && sections.len() != 1 {
         return Err(err(
-            &path,
-            format!("expected 4 sections, found {}", sections.len()),
+            path,
+            format!("expected 1 or 4 sections, found {}", sections.len()),
         ));
     }
     meta.config
         .validate()
-        .map_err(|e| err(&path, e.to_string()))?;
+        .map_err(|e| err(path, e.to_string()))?;
     Ok((meta, sections))
+}
+
+/// Writes only the query encoder (with the run's metadata): a small file for inference, which is
+/// what `leoclr export` ships to the browser. `load_encoder` reads it; `load_trainer` refuses it.
+pub fn save_encoder(path: &Path, encoder: &Encoder, meta: &Meta) -> Result<()> {
+    let _ = encoder.valid();
+    let online = record_bytes(encoder.clone(), path)?;
+    write_atomic(path, &encode(meta, &[&online]))
+}
+
+/// `load_encoder` on bytes already in memory (the browser's fetched or embedded model); `name`
+/// only names them in errors.
+pub fn load_encoder_from_bytes(
+    name: &Path,
+    bytes: &[u8],
+    device: &Device,
+) -> Result<(Encoder, Meta)> {
+    let (meta, mut sections) = decode_checked(name, bytes)?;
+    let online = sections.swap_remove(0);
+    let enc = load_encoder_bytes(&meta.config, online, device, name)?;
+    Ok((enc, meta))
 }
 
 /// Restores a whole run to continue training on `device`.
 pub fn load_trainer(path: &Path, device: &Device) -> Result<(Trainer, Meta)> {
     let (meta, mut sections) = read(path)?;
     let file = file_of(path);
+    if sections.len() != 4 {
+        return Err(err(
+            &file,
+            "holds only an exported encoder, not a training state to resume",
+        ));
+    }
     let device = device.clone().autodiff();
     let cfg = meta.config.clone();
     let queue_bytes = sections.pop().unwrap();
@@ -320,5 +352,28 @@ mod tests {
         assert!(save(&blocked, &t, serde_json::Value::Null).is_err());
         assert_eq!(std::fs::read(&path).unwrap(), good);
         load_encoder(&path, &dev).unwrap();
+    }
+
+    #[test]
+    fn exported_encoder_loads_for_inference_only() {
+        let dev = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let t = Trainer::new(cfg(), &dev, 1).unwrap();
+        let full = save(dir.path(), &t, serde_json::json!({"note": 1})).unwrap();
+        let (enc, meta) = load_encoder(&full, &dev).unwrap();
+        let small = dir.path().join("model.leoclr");
+        save_encoder(&small, &enc, &meta).unwrap();
+        assert!(
+            std::fs::metadata(&small).unwrap().len() < std::fs::metadata(&full).unwrap().len() / 2
+        );
+        let bytes = std::fs::read(&small).unwrap();
+        let (enc2, meta2) = load_encoder_from_bytes(&small, &bytes, &dev).unwrap();
+        assert_eq!(meta2.extra["note"], 1);
+        assert_eq!(crate::ema::parameters(&enc), crate::ema::parameters(&enc2));
+        let e = load_trainer(&small, &dev).err().unwrap().to_string();
+        assert!(
+            e.contains("model.leoclr") && e.contains("exported encoder"),
+            "{e}"
+        );
     }
 }

@@ -38,6 +38,11 @@ pub type Result<T> = std::result::Result<T, DataError>;
 /// Reads a whole file, transparently gunzipping it when it starts with the gzip magic.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    maybe_gunzip(path, raw)
+}
+
+/// Gunzips bytes that start with the gzip magic; `path` only names them in errors.
+pub fn maybe_gunzip(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>> {
     if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
         use std::io::Read;
         let mut out = Vec::with_capacity(raw.len() * 4);

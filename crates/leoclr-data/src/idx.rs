@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{DataError, Result, read_maybe_gz};
+use crate::error::{DataError, Result, maybe_gunzip, read_maybe_gz};
 use crate::source::{Dataset, Split};
 
 const FASHION_CLASSES: [&str; 10] = [
@@ -111,17 +111,36 @@ pub fn open(dir: &Path, split: Split) -> Result<Dataset> {
     };
     let img_path = find(dir, &format!("{prefix}-images-idx3-ubyte"))?;
     let lbl_path = find(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
-    let (dims, pixels) = parse(&img_path, &read_maybe_gz(&img_path)?)?;
+    let is_fashion = dir
+        .to_string_lossy()
+        .to_ascii_lowercase()
+        .contains("fashion");
+    from_files(
+        (&img_path, read_maybe_gz(&img_path)?),
+        (&lbl_path, read_maybe_gz(&lbl_path)?),
+        is_fashion,
+    )
+}
+
+/// A dataset from the bytes of an images file and a labels file (raw or gzipped; the paths only
+/// name them in errors): how the browser build opens the gallery it ships.
+pub fn from_files(
+    images: (&Path, Vec<u8>),
+    labels: (&Path, Vec<u8>),
+    is_fashion: bool,
+) -> Result<Dataset> {
+    let (img_path, lbl_path) = (images.0, labels.0);
+    let (dims, pixels) = parse(img_path, &maybe_gunzip(img_path, images.1)?)?;
     if dims.len() != 3 {
         return Err(DataError::format(
-            &img_path,
+            img_path,
             format!("expected 3 dimensions (count, rows, cols), found {dims:?}"),
         ));
     }
-    let (ldims, labels) = parse(&lbl_path, &read_maybe_gz(&lbl_path)?)?;
+    let (ldims, labels) = parse(lbl_path, &maybe_gunzip(lbl_path, labels.1)?)?;
     if ldims.len() != 1 || ldims[0] != dims[0] {
         return Err(DataError::format(
-            &lbl_path,
+            lbl_path,
             format!(
                 "{} labels for {} images",
                 ldims.first().copied().unwrap_or(0),
@@ -129,10 +148,6 @@ pub fn open(dir: &Path, split: Split) -> Result<Dataset> {
             ),
         ));
     }
-    let is_fashion = dir
-        .to_string_lossy()
-        .to_ascii_lowercase()
-        .contains("fashion");
     let classes = if is_fashion {
         FASHION_CLASSES.iter().map(|s| s.to_string()).collect()
     } else {

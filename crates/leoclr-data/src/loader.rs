@@ -23,6 +23,8 @@ pub enum Mode {
 #[derive(Clone, Debug)]
 pub struct LoaderConfig {
     pub batch_size: usize,
+    /// Loader threads; 0 builds each batch on the calling thread when it is asked for (the
+    /// browser has no threads).
     pub workers: usize,
     /// Batches each worker may build ahead.
     pub prefetch: usize,
@@ -58,6 +60,9 @@ impl LoaderConfig {
 }
 
 fn default_workers() -> usize {
+    if cfg!(target_arch = "wasm32") {
+        return 0;
+    }
     std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 8)
@@ -211,7 +216,20 @@ impl Loader {
     ) -> BatchIter {
         let order = Arc::new(Self::order(ds.len(), &cfg, epoch));
         let total = Self::num_batches(ds.len(), &cfg);
-        let workers = cfg.workers.max(1).min(total.max(1));
+        if cfg.workers == 0 {
+            return BatchIter {
+                source: Source::Inline {
+                    ds,
+                    aug,
+                    cfg,
+                    epoch,
+                    order,
+                },
+                next: 0,
+                total,
+            };
+        }
+        let workers = cfg.workers.min(total.max(1));
         let mut receivers = Vec::with_capacity(workers);
         for w in 0..workers {
             let (tx, rx) = bounded::<Result<Batch>>(cfg.prefetch.max(1));
@@ -235,15 +253,40 @@ impl Loader {
             receivers.push(rx);
         }
         BatchIter {
-            receivers,
+            source: Source::Threads(receivers),
             next: 0,
             total,
         }
     }
+
+    /// Batch `index` of `epoch`, built on the calling thread (what a worker builds).
+    pub fn batch(
+        ds: &Dataset,
+        aug: &AugmentConfig,
+        cfg: &LoaderConfig,
+        epoch: usize,
+        index: usize,
+    ) -> Result<Batch> {
+        let order = Self::order(ds.len(), cfg, epoch);
+        let lo = (index * cfg.batch_size).min(order.len());
+        let hi = (lo + cfg.batch_size).min(order.len());
+        Self::build(ds, aug, cfg, epoch, index, &order[lo..hi])
+    }
+}
+
+enum Source {
+    Threads(Vec<Receiver<Result<Batch>>>),
+    Inline {
+        ds: Arc<Dataset>,
+        aug: Arc<AugmentConfig>,
+        cfg: LoaderConfig,
+        epoch: usize,
+        order: Arc<Vec<usize>>,
+    },
 }
 
 pub struct BatchIter {
-    receivers: Vec<Receiver<Result<Batch>>>,
+    source: Source,
     next: usize,
     total: usize,
 }
@@ -261,9 +304,27 @@ impl Iterator for BatchIter {
         if self.next >= self.total {
             return None;
         }
-        let rx = &self.receivers[self.next % self.receivers.len()];
+        let b = self.next;
         self.next += 1;
-        match rx.recv() {
+        let receivers = match &self.source {
+            Source::Threads(r) => r,
+            Source::Inline {
+                ds,
+                aug,
+                cfg,
+                epoch,
+                order,
+            } => {
+                let lo = b * cfg.batch_size;
+                let hi = (lo + cfg.batch_size).min(order.len());
+                let res = Loader::build(ds, aug, cfg, *epoch, b, &order[lo..hi]);
+                if res.is_err() {
+                    self.next = self.total;
+                }
+                return Some(res);
+            }
+        };
+        match receivers[b % receivers.len()].recv() {
             Ok(item) => {
                 if item.is_err() {
                     self.next = self.total;
@@ -318,15 +379,24 @@ mod tests {
             assert_eq!(b.crops[0].len(), b.len() * 36);
             assert_eq!(b.original.len(), b.len() * 36);
         }
-        cfg.workers = 1;
-        let again: Vec<Batch> = Loader::epoch(ds.clone(), aug.clone(), cfg.clone(), 0)
-            .map(|b| b.unwrap())
-            .collect();
-        for (x, y) in a.iter().zip(&again) {
-            assert_eq!(x.ids, y.ids);
-            assert_eq!(x.crops, y.crops);
-            assert_eq!(x.params, y.params);
+        // One thread, no threads (the browser), and one batch on demand give the same batches.
+        for workers in [1, 0] {
+            cfg.workers = workers;
+            let again: Vec<Batch> = Loader::epoch(ds.clone(), aug.clone(), cfg.clone(), 0)
+                .map(|b| b.unwrap())
+                .collect();
+            assert_eq!(again.len(), a.len());
+            for (x, y) in a.iter().zip(&again) {
+                assert_eq!(x.ids, y.ids);
+                assert_eq!(x.crops, y.crops);
+                assert_eq!(x.params, y.params);
+            }
         }
+        let third = Loader::batch(&ds, &aug, &cfg, 0, 3).unwrap();
+        assert_eq!(
+            (third.index, &third.ids, &third.crops),
+            (3, &a[3].ids, &a[3].crops)
+        );
         let other: Vec<Batch> = Loader::epoch(ds, aug, cfg, 1).map(|b| b.unwrap()).collect();
         assert_ne!(other[0].ids, a[0].ids, "a new epoch reshuffles");
     }

@@ -1,0 +1,113 @@
+//! `leoclr export`: the files the browser demo ships in `assets/web`: the trained encoder alone,
+//! a gallery of labelled images, and the gallery's embeddings computed here (so the page answers a
+//! click at once and only embeds what the user uploads).
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+use leoclr_core::checkpoint;
+use leoclr_core::eval::{Output, embed};
+use leoclr_core::infer::normalize_rows;
+use leoclr_core::run::augment;
+use leoclr_data::{AugmentConfig, Dataset, DatasetFormat, DatasetSpec};
+
+use crate::args::ExportArgs;
+use crate::subset::write_gz;
+
+pub const MODEL_FILE: &str = "model.leoclr";
+pub const IMAGES_FILE: &str = "gallery-images-idx3-ubyte.gz";
+pub const LABELS_FILE: &str = "gallery-labels-idx1-ubyte.gz";
+pub const FEATURES_FILE: &str = "gallery-features.f32";
+
+pub fn run(a: ExportArgs) -> Result<()> {
+    let device = Device::flex();
+    let (encoder, meta) = checkpoint::load_encoder(&a.checkpoint, &device)?;
+    let ds = Dataset::open(&DatasetSpec {
+        path: a.data.clone(),
+        format: Some(DatasetFormat::Idx),
+        split: a.split,
+        limit: Some(a.gallery),
+    })
+    .with_context(|| "the gallery must be an IDX dataset (grayscale, like Fashion-MNIST)")?;
+    if ds.channels != meta.config.model.in_channels {
+        bail!(
+            "{}: the model takes {} channels, the gallery has {}",
+            a.data.display(),
+            meta.config.model.in_channels,
+            ds.channels
+        );
+    }
+    let aug = meta
+        .extra
+        .get("augment")
+        .and_then(|v| serde_json::from_value::<AugmentConfig>(v.clone()).ok())
+        .map_or_else(|| augment(ds.channels, 28, None), Ok)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+
+    let model_path = a.out.join(MODEL_FILE);
+    let mut small = meta.clone();
+    small.extra = serde_json::json!({
+        "augment": aug,
+        "view_size": aug.size,
+        "dataset": meta.extra.get("dataset"),
+        "exported_from": a.checkpoint,
+    });
+    checkpoint::save_encoder(&model_path, &encoder, &small)?;
+
+    let first = ds.get(0)?;
+    let (w, h) = (first.width, first.height);
+    let mut pixels = Vec::with_capacity(ds.len() * w * h);
+    let mut labels = Vec::with_capacity(ds.len());
+    for i in 0..ds.len() {
+        pixels.extend(ds.get(i)?.data);
+        labels.push(ds.label(i).unwrap_or(0) as u8);
+    }
+    write_gz(
+        &a.out.join(IMAGES_FILE),
+        &leoclr_data::idx::encode(&[ds.len(), h, w], &pixels),
+    )?;
+    write_gz(
+        &a.out.join(LABELS_FILE),
+        &leoclr_data::idx::encode(&[ds.len()], &labels),
+    )?;
+
+    let n = ds.len();
+    let f = embed(
+        &encoder,
+        Arc::new(ds),
+        &aug,
+        256,
+        Output::Backbone,
+        &device,
+        &mut |_, _| {},
+    )?;
+    let mut feats = f.data;
+    normalize_rows(&mut feats, f.dim);
+    let bytes: Vec<u8> = feats.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(a.out.join(FEATURES_FILE), bytes)?;
+    let info = serde_json::json!({
+        "images": n,
+        "dim": f.dim,
+        "features": "unit-length backbone features, f32 little-endian, row-major [images, dim]",
+        "method": meta.config.method.label(),
+        "epoch": meta.epoch,
+        "source": a.data,
+        "split": a.split,
+        "command": std::iter::once("leoclr".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>(),
+    });
+    std::fs::write(
+        a.out.join("gallery.json"),
+        serde_json::to_string_pretty(&info)?,
+    )?;
+    let size = |f: &str| std::fs::metadata(a.out.join(f)).map_or(0, |m| m.len());
+    println!(
+        "wrote {}: {MODEL_FILE} ({} bytes), {n} gallery images ({} bytes), {}-dim embeddings ({} bytes)",
+        a.out.display(),
+        size(MODEL_FILE),
+        size(IMAGES_FILE) + size(LABELS_FILE),
+        f.dim,
+        size(FEATURES_FILE)
+    );
+    Ok(())
+}
