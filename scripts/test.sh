@@ -16,4 +16,7 @@ cargo fmt --all --check
 cargo build --workspace --all-targets
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+echo "native tests finished in $(( $(date +%s) - start )) s"
+# The browser build in headless Chromium.
+bash scripts/test-web.sh
 echo "test suite finished in $(( $(date +%s) - start )) s"

@@ -72,10 +72,14 @@ try {
 
   const t0 = Date.now();
   await page.goto(`http://127.0.0.1:${port}/`);
-  const first = await waitState('the first frames', (s) => s.frame > 3, 120000);
+  const first = await waitState('the first frame', (s) => s.frame >= 1, 120000);
   const loadMs = Date.now() - t0;
   check(first.tab === 'Views', `app renders (${first.frame} frames, tab ${first.tab})`);
   console.log(`training device: ${first.train_device}`);
+  if (first.train_device !== 'WebGPU') {
+    await page.waitForFunction(() => /No WebGPU adapter/.test(document.getElementById('notice').textContent), null, { timeout: 10000 });
+    check(true, 'the page says training falls back to the CPU');
+  }
 
   // Views: select image 3; the two crop boxes are drawn.
   await waitState('thumbnails', (s) => s.marks && s.marks['thumb:3']);

@@ -2,11 +2,14 @@
 //! status line for messages. `LeoclrApp::ui` is all a host needs: eframe calls it natively, the
 //! test harness calls it headless.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+#[cfg(not(target_arch = "wasm32"))]
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use burn::tensor::Device;
 use eframe::egui;
+#[cfg(not(target_arch = "wasm32"))]
 use leoclr_data::folder::decode_bytes;
 use leoclr_data::{Dataset, DatasetSpec, ImageU8, Split};
 

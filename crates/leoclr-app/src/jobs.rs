@@ -22,6 +22,7 @@ impl Progress {
 }
 
 enum Msg<T> {
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     Progress(Progress),
     Done(Result<T, String>),
 }

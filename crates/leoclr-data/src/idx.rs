@@ -59,7 +59,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<u8>)> {
         .map(|d| u32::from_be_bytes(bytes[4 + 4 * d..8 + 4 * d].try_into().unwrap()) as usize)
         .collect();
     let expected = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-    let Some(expected) = expected.filter(|&e| e <= (1 << 34)) else {
+    let Some(expected) = expected.filter(|&e| e as u64 <= (1u64 << 34)) else {
         return Err(DataError::format(
             path,
             format!("absurd IDX dimensions {dims:?}"),

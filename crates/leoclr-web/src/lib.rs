@@ -30,6 +30,8 @@ const FEATURES: &[u8] = include_bytes!("../../../assets/web/gallery-features.f32
 thread_local! {
     static UPLOADS: RefCell<Vec<(String, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
     static STATE: RefCell<String> = const { RefCell::new(String::new()) };
+    /// To wake the app when the page hands it something (egui paints only on events).
+    static CTX: RefCell<Option<egui::Context>> = const { RefCell::new(None) };
 }
 
 fn now_ms() -> f64 {
@@ -42,6 +44,11 @@ fn now_ms() -> f64 {
 #[wasm_bindgen]
 pub fn upload(name: String, bytes: Vec<u8>) {
     UPLOADS.with(|u| u.borrow_mut().push((name, bytes)));
+    CTX.with(|c| {
+        if let Some(ctx) = c.borrow().as_ref() {
+            ctx.request_repaint();
+        }
+    });
 }
 
 /// What is on screen, as JSON (for tests and the curious).
@@ -177,10 +184,10 @@ pub async fn start(canvas_id: String) -> Result<(), JsValue> {
     }));
     let (train_device, train_name) = match Device::wgpu_options().init_async().await {
         Ok(d) => (d, "WebGPU".to_string()),
-        Err(e) => (
-            Device::flex(),
-            format!("the CPU (this browser offers no WebGPU adapter: {e})"),
-        ),
+        Err(e) => {
+            web_sys::console::info_1(&format!("leoclr: no WebGPU for training: {e}").into());
+            (Device::flex(), "the CPU (no WebGPU adapter)".to_string())
+        }
     };
     let webgpu = train_name == "WebGPU";
     let mut app = bundled_app(train_device, train_name).map_err(|e| JsValue::from_str(&e))?;
@@ -206,7 +213,10 @@ pub async fn start(canvas_id: String) -> Result<(), JsValue> {
         .start(
             canvas,
             eframe::WebOptions::default(),
-            Box::new(|_cc| Ok(Box::new(web))),
+            Box::new(|cc| {
+                CTX.with(|c| *c.borrow_mut() = Some(cc.egui_ctx.clone()));
+                Ok(Box::new(web))
+            }),
         )
         .await
 }
