@@ -19,5 +19,7 @@ else
   cp "$raw" "$opt"
 fi
 rm -rf web/pkg
-wasm-bindgen --target web --no-typescript --out-dir web/pkg "$opt" --out-name leoclr_web
+# The name section (~8 MB) only names frames in stack traces; panics still print message and place.
+wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section \
+  --out-dir web/pkg "$opt" --out-name leoclr_web
 echo "web/pkg/leoclr_web_bg.wasm: $(stat -c %s web/pkg/leoclr_web_bg.wasm) bytes, gzip -9: $(gzip -9 -c web/pkg/leoclr_web_bg.wasm | wc -c) bytes"
