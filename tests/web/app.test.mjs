@@ -18,6 +18,7 @@ const root = join(here, '..', '..');
 const out = join(here, 'out');
 mkdirSync(out, { recursive: true });
 const webgpu = process.argv.includes('--webgpu');
+const tag = webgpu ? 'webgpu' : 'default';
 const port = 8000 + Math.floor(Math.random() * 1000);
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 
@@ -87,7 +88,7 @@ try {
   const v = await waitState('image 3 in the viewer', (s) => s.views.selected === 3 && s.views.boxes.length === 2);
   const inside = v.views.boxes.every(([x, y, w, h]) => x >= 0 && y >= 0 && w > 0 && h > 0 && x + w <= 28.01 && y + h <= 28.01);
   check(inside, `crops viewer draws 2 boxes inside the image: ${JSON.stringify(v.views.boxes)}`);
-  await page.screenshot({ path: join(out, 'views.png') });
+  await page.screenshot({ path: join(out, `${tag}-views.png`) });
 
   // Retrieval: a gallery click.
   await click('tab:Retrieval');
@@ -96,19 +97,23 @@ try {
   const r = await waitState('neighbours of image 5', (s) => s.retrieval.query === 5 && s.retrieval.neighbours.length === s.retrieval.k);
   const clickMs = r.retrieval_ms;
   check(!r.retrieval.neighbours.some(([i]) => i === 5), `gallery click: ${r.retrieval.neighbours.length} neighbours, query excluded`);
-  await page.screenshot({ path: join(out, 'retrieval-click.png') });
+  await page.screenshot({ path: join(out, `${tag}-retrieval-click.png`) });
 
   // An uploaded file is decoded, converted, embedded and answered.
   await page.setInputFiles('#upload', join(here, 'fixtures', 'trousers.png'));
   const u = await waitState('neighbours of the upload', (s) => s.retrieval.query === 'trousers.png' && s.retrieval.neighbours.length === s.retrieval.k);
   const uploadMs = u.retrieval_ms;
   check(true, `upload: ${u.retrieval.neighbours.length} neighbours (best ${u.retrieval.neighbours[0][1].toFixed(3)})`);
-  await page.screenshot({ path: join(out, 'retrieval-upload.png') });
+  await page.screenshot({ path: join(out, `${tag}-retrieval-upload.png`) });
 
   // A bad upload gets a message, not a crash.
   await page.setInputFiles('#upload', join(here, 'fixtures', 'not-an-image.txt'));
   const bad = await waitState('the bad-upload message', (s) => s.notice && s.notice.error);
   check(/cannot use dropped file not-an-image\.txt/.test(bad.notice.text), `bad upload message: ${bad.notice.text}`);
+  // A header claiming 100000 x 100000 pixels is refused before any allocation.
+  await page.setInputFiles('#upload', join(here, 'fixtures', 'huge.png'));
+  const huge = await waitState('the huge-image message', (s) => s.notice && s.notice.error && /huge\.png/.test(s.notice.text));
+  check(true, `absurd dimensions message: ${huge.notice.text}`);
   const still = await state();
   check(still.frame > bad.frame - 1 && still.retrieval.query === 'trousers.png', 'app still running, previous query kept');
 
@@ -116,7 +121,7 @@ try {
   await click('tab:Map');
   await waitState('the map', (s) => s.tab === 'Map');
   await sleep(500);
-  await page.screenshot({ path: join(out, 'map.png') });
+  await page.screenshot({ path: join(out, `${tag}-map.png`) });
 
   // Train here: a few steps, the loss arrives.
   await click('tab:Training');
@@ -127,7 +132,7 @@ try {
   const trainMs = Date.now() - trainStart;
   check(!tr.train.error && tr.train.losses >= 3, `train here: ${tr.train.steps} steps, ${tr.train.losses} losses, last ${tr.train.last_loss} on ${tr.train_device}`);
   await click('button:train'); // pause
-  await page.screenshot({ path: join(out, 'train.png') });
+  await page.screenshot({ path: join(out, `${tag}-train.png`) });
 
   check(errors.length === 0, `console clean (${errors.length} errors)${errors.length ? ': ' + errors.slice(0, 5).join(' | ') : ''}`);
 

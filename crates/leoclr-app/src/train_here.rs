@@ -69,7 +69,14 @@ impl TrainHere {
             epochs: 1000,
             ..TrainConfig::small(model)
         };
-        let t = Trainer::new(cfg, &self.device, steps.max(1)).map_err(|e| e.to_string())?;
+        let mut t = Trainer::new(cfg, &self.device, steps.max(1)).map_err(|e| e.to_string())?;
+        // Real negatives from the start, so the curve falls instead of first climbing while the
+        // random initial queue is replaced.
+        let warm = t.config.queue_size.div_ceil(self.batch).min(steps.max(1));
+        for i in 0..warm {
+            let b = Loader::batch(&ds, &aug, &loader, usize::MAX, i).map_err(|e| e.to_string())?;
+            t.warm_queue(&b);
+        }
         self.trainer = Some((t, ds, aug, loader));
         self.losses.borrow_mut().clear();
         self.steps = 0;

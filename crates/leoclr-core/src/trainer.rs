@@ -109,6 +109,15 @@ impl Trainer {
         Tensor::from_data(TensorData::new(data.clone(), batch.shape()), &self.device)
     }
 
+    /// Fills the queue with keys of real images (the key encoder on the originals) instead of the
+    /// random unit vectors it starts with. With random negatives the loss starts low and climbs
+    /// while real keys replace them; after this it is comparable from the first step (what a live
+    /// curve of a short run needs). Changes no weights.
+    pub fn warm_queue(&mut self, batch: &Batch) {
+        let keys = self.key.forward(self.view(batch, 2)).detach();
+        self.queue.enqueue(keys);
+    }
+
     /// One optimisation step. Returns the loss as a device tensor: reading it is a host round-trip,
     /// so callers read it only when they log.
     pub fn step(&mut self, batch: &Batch) -> Result<Tensor<1>> {
@@ -229,6 +238,37 @@ mod tests {
             }
             assert_eq!(t.step, 3);
         }
+    }
+
+    #[test]
+    fn warm_queue_fills_keys_and_changes_no_weight() {
+        let dev = Device::flex();
+        let mut t = Trainer::new(
+            tiny_config(Method::Leoclr {
+                original_branch: OriginalBranch::Key,
+            }),
+            &dev,
+            4,
+        )
+        .unwrap();
+        let before = (
+            crate::ema::parameters(&t.online),
+            crate::ema::parameters(&t.key),
+        );
+        let random = t.queue.to_vec();
+        t.warm_queue(&toy_batch(4, 12, 3));
+        assert_eq!(t.queue.ptr, 4);
+        let q = t.queue.to_vec();
+        let dim = q.len() / t.queue.len();
+        assert_ne!(q[..4 * dim], random[..4 * dim]);
+        assert_eq!(q[4 * dim..], random[4 * dim..]);
+        for row in q[..4 * dim].chunks_exact(dim) {
+            let n: f32 = row.iter().map(|v| v * v).sum();
+            assert!((n - 1.0).abs() < 1e-4, "keys are unit length");
+        }
+        assert_eq!(before.0, crate::ema::parameters(&t.online));
+        assert_eq!(before.1, crate::ema::parameters(&t.key));
+        assert_eq!(t.step, 0);
     }
 
     #[test]
