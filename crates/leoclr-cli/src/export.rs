@@ -13,7 +13,7 @@ use leoclr_core::run::augment;
 use leoclr_data::{AugmentConfig, Dataset, DatasetFormat, DatasetSpec};
 
 use crate::args::ExportArgs;
-use crate::subset::write_gz;
+use crate::subset::write_idx_gz;
 
 pub const MODEL_FILE: &str = "model.leoclr";
 pub const IMAGES_FILE: &str = "gallery-images-idx3-ubyte.gz";
@@ -55,22 +55,7 @@ pub fn run(a: ExportArgs) -> Result<()> {
     });
     checkpoint::save_encoder(&model_path, &encoder, &small)?;
 
-    let first = ds.get(0)?;
-    let (w, h) = (first.width, first.height);
-    let mut pixels = Vec::with_capacity(ds.len() * w * h);
-    let mut labels = Vec::with_capacity(ds.len());
-    for i in 0..ds.len() {
-        pixels.extend(ds.get(i)?.data);
-        labels.push(ds.label(i).unwrap_or(0) as u8);
-    }
-    write_gz(
-        &a.out.join(IMAGES_FILE),
-        &leoclr_data::idx::encode(&[ds.len(), h, w], &pixels),
-    )?;
-    write_gz(
-        &a.out.join(LABELS_FILE),
-        &leoclr_data::idx::encode(&[ds.len()], &labels),
-    )?;
+    write_idx_gz(&ds, &a.out.join(IMAGES_FILE), &a.out.join(LABELS_FILE))?;
 
     let n = ds.len();
     let f = embed(

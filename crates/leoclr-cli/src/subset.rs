@@ -12,6 +12,33 @@ pub fn write_gz(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Writes a grayscale dataset of equal-size images as gzipped IDX images and labels; returns the
+/// image size (w, h).
+pub fn write_idx_gz(
+    ds: &Dataset,
+    images: &std::path::Path,
+    labels: &std::path::Path,
+) -> Result<(usize, usize)> {
+    let first = ds.get(0)?;
+    let (w, h) = (first.width, first.height);
+    let mut pixels = Vec::with_capacity(ds.len() * w * h);
+    let mut classes = Vec::with_capacity(ds.len());
+    for i in 0..ds.len() {
+        let img = ds.get(i)?;
+        if (img.width, img.height, img.channels) != (w, h, 1) {
+            anyhow::bail!("{}: IDX needs equal-size grayscale images", ds.describe(i));
+        }
+        pixels.extend(img.data);
+        classes.push(ds.label(i).unwrap_or(0) as u8);
+    }
+    write_gz(
+        images,
+        &leoclr_data::idx::encode(&[ds.len(), h, w], &pixels),
+    )?;
+    write_gz(labels, &leoclr_data::idx::encode(&[ds.len()], &classes))?;
+    Ok((w, h))
+}
+
 pub fn run(a: SubsetArgs) -> Result<()> {
     std::fs::create_dir_all(&a.out)?;
     for (split, n, prefix) in [
@@ -24,21 +51,10 @@ pub fn run(a: SubsetArgs) -> Result<()> {
             split,
             limit: Some(n),
         })?;
-        let first = ds.get(0)?;
-        let (w, h) = (first.width, first.height);
-        let mut pixels = Vec::with_capacity(ds.len() * w * h);
-        let mut labels = Vec::with_capacity(ds.len());
-        for i in 0..ds.len() {
-            pixels.extend(ds.get(i)?.data);
-            labels.push(ds.label(i).unwrap_or(0) as u8);
-        }
-        write_gz(
+        let (w, h) = write_idx_gz(
+            &ds,
             &a.out.join(format!("{prefix}-images-idx3-ubyte.gz")),
-            &leoclr_data::idx::encode(&[ds.len(), h, w], &pixels),
-        )?;
-        write_gz(
             &a.out.join(format!("{prefix}-labels-idx1-ubyte.gz")),
-            &leoclr_data::idx::encode(&[ds.len()], &labels),
         )?;
         println!("{prefix}: {} images of {w}x{h}", ds.len());
     }

@@ -177,17 +177,17 @@ mod tests {
         }
     }
 
+    /// LeOCLR (original through the key encoder), tiny, on the CPU, 4 steps an epoch.
+    fn leoclr_trainer() -> Trainer {
+        let method = Method::Leoclr {
+            original_branch: OriginalBranch::Key,
+        };
+        Trainer::new(tiny_config(method), &Device::flex(), 4).unwrap()
+    }
+
     #[test]
     fn key_encoder_gets_no_gradient_and_moves_by_the_ema_formula() {
-        let dev = Device::flex();
-        let mut t = Trainer::new(
-            tiny_config(Method::Leoclr {
-                original_branch: OriginalBranch::Key,
-            }),
-            &dev,
-            4,
-        )
-        .unwrap();
+        let mut t = leoclr_trainer();
         let batch = toy_batch(4, 12, 1);
         t.step(&batch).unwrap();
         // After one step the online encoder moved, the key still equals the initial weights (the EMA
@@ -242,15 +242,7 @@ mod tests {
 
     #[test]
     fn warm_queue_fills_keys_and_changes_no_weight() {
-        let dev = Device::flex();
-        let mut t = Trainer::new(
-            tiny_config(Method::Leoclr {
-                original_branch: OriginalBranch::Key,
-            }),
-            &dev,
-            4,
-        )
-        .unwrap();
+        let mut t = leoclr_trainer();
         let before = (
             crate::ema::parameters(&t.online),
             crate::ema::parameters(&t.key),
