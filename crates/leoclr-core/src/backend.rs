@@ -1,23 +1,36 @@
 use burn::tensor::{Device, DeviceKind};
 
-/// Which burn runtime to train on, chosen at run time.
+/// Which burn runtime to train on, chosen at run time. `vulkan` and `cuda` exist only in builds
+/// with the matching cargo feature (see `available`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// burn's pure-Rust CPU backend (`flex`).
     Cpu,
-    /// burn-wgpu: Vulkan / Metal / DX12 (lavapipe on a CPU-only Linux machine).
+    /// burn-wgpu: Vulkan / Metal / DX12 (lavapipe on a CPU-only Linux machine), WGSL kernels.
     Wgpu,
+    /// burn-wgpu pinned to Vulkan with SPIR-V kernels (feature `vulkan`).
+    Vulkan,
+    /// CUDA (feature `cuda`).
+    Cuda,
 }
 
 impl std::str::FromStr for BackendKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "cpu" | "flex" => Ok(Self::Cpu),
-            "wgpu" | "gpu" => Ok(Self::Wgpu),
-            other => Err(format!("unknown backend '{other}' (cpu, wgpu)")),
-        }
+        let kind = match s {
+            "cpu" | "flex" => Self::Cpu,
+            "wgpu" | "gpu" => Self::Wgpu,
+            "vulkan" => Self::Vulkan,
+            "cuda" => Self::Cuda,
+            other => {
+                return Err(format!(
+                    "unknown backend '{other}' (cpu, wgpu, vulkan, cuda)"
+                ));
+            }
+        };
+        kind.available()?;
+        Ok(kind)
     }
 }
 
@@ -26,16 +39,65 @@ impl std::fmt::Display for BackendKind {
         f.write_str(match self {
             Self::Cpu => "cpu",
             Self::Wgpu => "wgpu",
+            Self::Vulkan => "vulkan",
+            Self::Cuda => "cuda",
         })
     }
 }
 
 impl BackendKind {
-    /// The plain (inference) device of this backend.
+    /// Whether this build has the runtime; the error says how to get it.
+    pub fn available(self) -> Result<(), String> {
+        let (on, feature) = match self {
+            Self::Cpu | Self::Wgpu => (true, ""),
+            Self::Vulkan => (cfg!(feature = "vulkan"), "vulkan"),
+            Self::Cuda => (cfg!(feature = "cuda"), "cuda"),
+        };
+        if on {
+            Ok(())
+        } else {
+            Err(format!(
+                "this build has no {feature} runtime: build with `--features {feature}` (on a machine \
+                 with a GPU driver)"
+            ))
+        }
+    }
+
+    /// The plain (inference) device of this backend. A runtime missing from the build (only
+    /// reachable through a checkpoint of another build; `available` is checked first) falls back
+    /// to the CPU.
     pub fn device(self) -> Device {
         match self {
             Self::Cpu => Device::flex(),
             Self::Wgpu => Device::wgpu(DeviceKind::DefaultDevice),
+            #[cfg(feature = "vulkan")]
+            Self::Vulkan => Device::vulkan(DeviceKind::DefaultDevice),
+            #[cfg(feature = "cuda")]
+            Self::Cuda => Device::cuda(0),
+            #[allow(unreachable_patterns)]
+            _ => Device::flex(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtimes_missing_from_the_build_are_clear_errors() {
+        assert_eq!("cpu".parse::<BackendKind>(), Ok(BackendKind::Cpu));
+        assert_eq!("wgpu".parse::<BackendKind>(), Ok(BackendKind::Wgpu));
+        for (name, on) in [
+            ("vulkan", cfg!(feature = "vulkan")),
+            ("cuda", cfg!(feature = "cuda")),
+        ] {
+            let r = name.parse::<BackendKind>();
+            assert_eq!(r.is_ok(), on, "{r:?}");
+            if let Err(e) = r {
+                assert!(e.contains(&format!("--features {name}")), "{e}");
+            }
+        }
+        assert!("tpu".parse::<BackendKind>().is_err());
     }
 }

@@ -333,6 +333,7 @@ impl Run {
     }
 
     fn prepare(spec: RunSpec, argv: Option<Vec<String>>, resume: Option<&Path>) -> Result<Self> {
+        spec.backend.available().map_err(Error::Config)?;
         let sets = open_sets(&spec.data)?;
         let train = sets.train.clone();
         let size = view_size(&train, spec.data.size)?;
