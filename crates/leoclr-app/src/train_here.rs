@@ -55,6 +55,7 @@ impl TrainHere {
     /// A fresh tiny LeOCLR model on the open dataset (queue and batch sized for a small gallery).
     fn setup(&mut self, shared: &Shared) -> Result<(), String> {
         let ds = shared.dataset.clone().ok_or("open a dataset first")?;
+        // At most 28 px: a browser step stays well under a second on the CPU backend.
         let size = 28.min(leoclr_core::run::view_size(&ds, None).map_err(|e| e.to_string())?);
         let aug = augment(ds.channels, size, None).map_err(|e| e.to_string())?;
         let model = ModelConfig::new(Backbone::Tiny, ds.channels, false);

@@ -9,7 +9,7 @@ use burn::tensor::Device;
 use leoclr_core::checkpoint;
 use leoclr_core::eval::{Output, embed};
 use leoclr_core::infer::normalize_rows;
-use leoclr_core::run::augment;
+use leoclr_core::run::{augment, view_size};
 use leoclr_data::{AugmentConfig, Dataset, DatasetFormat, DatasetSpec};
 
 use crate::args::ExportArgs;
@@ -42,7 +42,7 @@ pub fn run(a: ExportArgs) -> Result<()> {
         .extra
         .get("augment")
         .and_then(|v| serde_json::from_value::<AugmentConfig>(v.clone()).ok())
-        .map_or_else(|| augment(ds.channels, 28, None), Ok)?;
+        .map_or_else(|| augment(ds.channels, view_size(&ds, None)?, None), Ok)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
 
     let model_path = a.out.join(MODEL_FILE);

@@ -303,7 +303,7 @@ pub fn evaluate(
     aug: &AugmentConfig,
     device: &Device,
     opts: EvalOptions,
-    progress: &mut dyn FnMut(&str, usize, usize),
+    progress: &mut dyn FnMut(&'static str, usize, usize),
 ) -> Result<Scores> {
     let fb = embed(
         encoder,

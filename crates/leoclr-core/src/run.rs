@@ -418,7 +418,7 @@ impl Run {
     pub fn knn(
         &self,
         encoder: &Encoder,
-        progress: &mut dyn FnMut(&str, usize, usize),
+        progress: &mut dyn FnMut(&'static str, usize, usize),
     ) -> Result<Option<Scores>> {
         let (Some(bank), Some(test)) = (&self.sets.bank, &self.sets.test) else {
             return Ok(None);
@@ -509,11 +509,7 @@ impl Run {
             if self.is_finished() || (every > 0 && t.epoch.is_multiple_of(every)) {
                 let online = self.trainer.online.clone();
                 if let Some(s) = self.knn(&online, &mut |w, d, n| {
-                    on_event(RunEvent::Evaluating(
-                        if w == "bank" { "bank" } else { "test" },
-                        d,
-                        n,
-                    ))
+                    on_event(RunEvent::Evaluating(w, d, n))
                 })? {
                     rec.knn_top1 = Some(s.knn_top1);
                     rec.embedding_std = Some(embedding_std(&s.test_features));
