@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use leoclr_core::augment_device::AugmentOn;
 use leoclr_core::{Backbone, BackendKind, OriginalBranch};
 use leoclr_data::{DatasetFormat, Split};
 
@@ -150,6 +151,10 @@ pub struct TrainArgs {
     /// Skip the random-initialisation baseline evaluation at the end.
     #[arg(long)]
     pub no_baseline: bool,
+    /// Where views are made: "cpu" (loader threads, any data) or "device" (on the training
+    /// backend from a resident copy of the dataset; images of one size).
+    #[arg(long, default_value = "cpu")]
+    pub augment_on: AugmentOn,
     /// Stop after this many steps (for smoke tests and benchmarks); the schedule is unchanged.
     #[arg(long, hide = true)]
     pub max_steps: Option<usize>,
@@ -262,6 +267,9 @@ pub struct BenchArgs {
     pub data: PathBuf,
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Where the end-to-end run makes its views, in order: cpu (loader threads), device.
+    #[arg(long, value_delimiter = ',', default_value = "cpu,device")]
+    pub augment_on: Vec<AugmentOn>,
     /// One JSON object per configuration instead of a table.
     #[arg(long)]
     pub json: bool,

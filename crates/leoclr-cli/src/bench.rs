@@ -1,13 +1,17 @@
 //! `leoclr bench`: training-step throughput (synthetic inputs, after warm-up), the first step's time
-//! (shader compilation, autotuning), and a short end-to-end run with the real loader and
-//! augmentation, per backend. Figures are printed as ratios to the first row too: on a noisy machine
+//! (shader compilation, autotuning), the EMA update and enqueue on their own, view making alone,
+//! and a short end-to-end run with real data and augmentation on the CPU loader or on the device,
+//! per backend. Figures are printed as ratios to the first row too: on a noisy machine
 //! only comparisons within one command mean much.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
-use leoclr_core::fit::fit_epoch;
+use burn::tensor::{Tensor, TensorData};
+use leoclr_core::augment_device::{AugmentOn, DeviceEpoch, DeviceImages};
+use leoclr_core::ema::{ema_update, parameters};
+use leoclr_core::fit::{Feed, fit_epoch};
 use leoclr_core::{Method, ModelConfig, TrainConfig, Trainer};
 use leoclr_data::{Batch, Dataset, DatasetSpec, Loader, LoaderConfig, Split};
 use serde::Serialize;
@@ -18,18 +22,28 @@ use crate::eval_cmd::augment;
 #[derive(Serialize, Debug, Clone)]
 pub struct Row {
     pub backend: String,
+    /// Where the end-to-end run made its views: cpu (loader threads) or device.
+    pub augment_on: String,
     pub method: String,
     pub backbone: String,
     pub res: usize,
     pub batch: usize,
-    /// Training step only, synthetic inputs; one image = two crops plus the original.
+    /// Training step only, synthetic inputs already on the device; one image = two crops plus the
+    /// original.
     pub images_per_s: f64,
     pub step_ms: f64,
     pub first_step_s: f64,
-    /// Loader (decode + augmentation on worker threads) alone.
-    pub pipeline_images_per_s: f64,
-    /// Loader feeding training steps.
+    /// The key encoder's EMA update alone, per step.
+    pub ema_ms: f64,
+    /// Enqueueing one batch of keys, per step.
+    pub enqueue_ms: f64,
+    /// Making the views alone: the CPU loader (decode + augmentation on worker threads) or the
+    /// device pipeline (gather + augmentation kernels).
+    pub augment_images_per_s: f64,
+    /// Real data through the chosen pipeline into training steps.
     pub end_to_end_images_per_s: f64,
+    /// End-to-end over step-only: 1.0 means the data pipeline costs nothing.
+    pub end_to_end_vs_step: f64,
     /// Peak resident memory of this process so far (host side; GPU memory is not measured).
     pub peak_rss_mb: f64,
 }
@@ -47,6 +61,25 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// Waits for the device by reading every key-encoder parameter back.
+fn sync_key(t: &Trainer) {
+    std::hint::black_box(parameters(&t.key));
+}
+
+/// Milliseconds per call of `f` (n calls, then `sync`), less the time of `sync` alone.
+fn per_call_ms(n: usize, f: &mut dyn FnMut(), sync: &dyn Fn()) -> f64 {
+    sync();
+    let t = Instant::now();
+    sync();
+    let sync_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    sync();
+    1000.0 * (t.elapsed().as_secs_f64() - sync_s).max(0.0) / n as f64
+}
+
 pub fn run(a: BenchArgs) -> Result<()> {
     let method =
         Method::parse(&a.model.method, a.model.original_branch).map_err(anyhow::Error::msg)?;
@@ -56,11 +89,16 @@ pub fn run(a: BenchArgs) -> Result<()> {
         split: Split::Train,
         limit: None,
     };
-    let ds = Arc::new(Dataset::open(&spec)?);
+    let n_real = a.e2e_batches * a.batch;
+    let ds = Arc::new(Dataset::open(&DatasetSpec {
+        limit: Some(n_real),
+        ..spec.clone()
+    })?);
     let channels = ds.channels;
     let aug = Arc::new(augment(channels, a.res, None)?);
     let mut rows: Vec<Row> = Vec::new();
     for &backend in &a.backends {
+        backend.available().map_err(anyhow::Error::msg)?;
         let device = backend.device();
         let mut model = ModelConfig::new(
             a.model.backbone,
@@ -77,17 +115,31 @@ pub fn run(a: BenchArgs) -> Result<()> {
         };
         let mut trainer = Trainer::new(cfg.clone(), &device, 1_000_000)?;
         let batch = Batch::synthetic(a.batch, channels, a.res, 0);
+        let needed = trainer.views_needed();
+        let views = [0, 1, 2].map(|i| {
+            needed[i].then(|| {
+                let data = match i {
+                    0 => &batch.crops[0],
+                    1 => &batch.crops[1],
+                    _ => &batch.original,
+                };
+                Tensor::<4>::from_data(
+                    TensorData::new(data.clone(), batch.shape()),
+                    &trainer.device,
+                )
+            })
+        });
         let t0 = Instant::now();
-        trainer.step(&batch)?.into_scalar::<f32>();
+        trainer.step_views(views.clone())?.into_scalar::<f32>();
         let first_step_s = t0.elapsed().as_secs_f64();
         for _ in 0..a.warmup {
-            trainer.step(&batch)?;
+            trainer.step_views(views.clone())?;
         }
-        trainer.step(&batch)?.into_scalar::<f32>();
+        trainer.step_views(views.clone())?.into_scalar::<f32>();
         let t = Instant::now();
         let mut last = None;
         for _ in 0..a.steps {
-            last = Some(trainer.step(&batch)?);
+            last = Some(trainer.step_views(views.clone())?);
         }
         if let Some(l) = last {
             l.into_scalar::<f32>();
@@ -95,44 +147,107 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let secs = t.elapsed().as_secs_f64();
         let images_per_s = (a.steps * a.batch) as f64 / secs;
 
-        // The loader alone, then feeding steps, over the same number of batches.
-        let n = (a.e2e_batches * a.batch).min(ds.len());
-        let sub = Arc::new(Dataset::open(&DatasetSpec {
-            limit: Some(n),
-            ..spec.clone()
-        })?);
-        let mut lc = LoaderConfig::train(a.batch, 0);
-        if let Some(w) = a.workers {
-            lc.workers = w.max(1);
-        }
-        let t = Instant::now();
-        let mut seen = 0;
-        for b in Loader::epoch(sub.clone(), aug.clone(), lc.clone(), 0) {
-            seen += b?.len();
-        }
-        let pipeline_images_per_s = seen as f64 / t.elapsed().as_secs_f64();
-        let steps = Loader::num_batches(sub.len(), &lc);
-        let mut e2e = Trainer::new(cfg, &device, steps)?;
-        let s = fit_epoch(&mut e2e, &sub, &aug, &lc, None, 0, &mut |_| true)?;
-        let end_to_end_images_per_s = s.images_per_s();
-
-        let row = Row {
-            backend: backend.to_string(),
-            method: method.label().into(),
-            backbone: format!("{:?}", a.model.backbone).to_lowercase(),
-            res: a.res,
-            batch: a.batch,
-            images_per_s,
-            step_ms: 1000.0 * secs / a.steps as f64,
-            first_step_s,
-            pipeline_images_per_s,
-            end_to_end_images_per_s,
-            peak_rss_mb: peak_rss_mb(),
+        // The step's bookkeeping on its own.
+        let reps = a.steps.max(3);
+        let ema_ms = {
+            let online = trainer.online.clone();
+            let key = std::cell::RefCell::new(Some(trainer.key.clone()));
+            let ms = per_call_ms(
+                reps,
+                &mut || {
+                    let k = key.borrow_mut().take().expect("key");
+                    *key.borrow_mut() = Some(ema_update(k, &online, 0.99));
+                },
+                &|| {
+                    std::hint::black_box(parameters(key.borrow().as_ref().expect("key")));
+                },
+            );
+            trainer.key = key.into_inner().expect("key");
+            ms
         };
-        if a.json {
-            println!("{}", serde_json::to_string(&row)?);
+        sync_key(&trainer);
+        let enqueue_ms = {
+            let keys = Tensor::<2>::ones([a.batch, 128], &trainer.device).detach();
+            let queue = std::cell::RefCell::new(trainer.queue.clone());
+            per_call_ms(
+                reps,
+                &mut || queue.borrow_mut().enqueue(keys.clone()),
+                &|| {
+                    queue.borrow().keys.clone().sum().into_scalar::<f32>();
+                },
+            )
+        };
+
+        for &on in &a.augment_on {
+            // Making the views alone, over the real batches.
+            let mut lc = LoaderConfig::train(a.batch, 0);
+            if let Some(w) = a.workers {
+                lc.workers = w.max(1);
+            }
+            let steps = Loader::num_batches(ds.len(), &lc);
+            let mut e2e = Trainer::new(cfg.clone(), &device, steps)?;
+            let (feed, augment_images_per_s) = match on {
+                AugmentOn::Cpu => {
+                    let t = Instant::now();
+                    let mut seen = 0;
+                    for b in Loader::epoch(ds.clone(), aug.clone(), lc.clone(), 0) {
+                        seen += b?.len();
+                    }
+                    (Feed::Host, seen as f64 / t.elapsed().as_secs_f64())
+                }
+                AugmentOn::Device => {
+                    let images = Arc::new(DeviceImages::upload(&ds, &e2e.device)?);
+                    let pass = |images: &Arc<DeviceImages>| {
+                        let mut seen = 0;
+                        let mut last = None;
+                        for b in
+                            DeviceEpoch::new(images.clone(), aug.clone(), lc.clone(), 0, needed)
+                        {
+                            seen += b.len();
+                            last = b.views.into_iter().flatten().last();
+                        }
+                        if let Some(v) = last {
+                            v.sum().into_scalar::<f32>();
+                        }
+                        seen
+                    };
+                    // The first pass compiles the kernels: time the second.
+                    pass(&images);
+                    let t = Instant::now();
+                    let seen = pass(&images);
+                    (
+                        Feed::Device(images),
+                        seen as f64 / t.elapsed().as_secs_f64(),
+                    )
+                }
+            };
+            // One untimed epoch compiles whatever the real batch shapes need, then one timed.
+            fit_epoch(&mut e2e, &ds, &aug, &lc, &feed, Some(1), 0, &mut |_| true)?;
+            let s = fit_epoch(&mut e2e, &ds, &aug, &lc, &feed, None, 0, &mut |_| true)?;
+            let end_to_end_images_per_s = s.images_per_s();
+
+            let row = Row {
+                backend: backend.to_string(),
+                augment_on: on.to_string(),
+                method: method.label().into(),
+                backbone: format!("{:?}", a.model.backbone).to_lowercase(),
+                res: a.res,
+                batch: a.batch,
+                images_per_s,
+                step_ms: 1000.0 * secs / a.steps as f64,
+                first_step_s,
+                ema_ms,
+                enqueue_ms,
+                augment_images_per_s,
+                end_to_end_images_per_s,
+                end_to_end_vs_step: end_to_end_images_per_s / images_per_s,
+                peak_rss_mb: peak_rss_mb(),
+            };
+            if a.json {
+                println!("{}", serde_json::to_string(&row)?);
+            }
+            rows.push(row);
         }
-        rows.push(row);
     }
     if let Some(path) = &a.out {
         std::fs::write(path, serde_json::to_string_pretty(&rows)?)?;
@@ -140,13 +255,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if !a.json {
         let reference = rows[0].images_per_s;
         println!(
-            "| backend | method | backbone | res | batch | images/s (step) | vs first row | step ms | first step s | pipeline images/s | end-to-end images/s | peak RSS MB |"
+            "| backend | augment on | method | backbone | res | batch | images/s (step) | vs first row | step ms | first step s | EMA ms | enqueue ms | augment images/s | end-to-end images/s | end-to-end / step | peak RSS MB |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for r in &rows {
             println!(
-                "| {} | {} | {} | {} | {} | {:.1} | {:.2}x | {:.1} | {:.2} | {:.1} | {:.1} | {:.0} |",
+                "| {} | {} | {} | {} | {} | {} | {:.1} | {:.2}x | {:.1} | {:.2} | {:.2} | {:.3} | {:.1} | {:.1} | {:.2} | {:.0} |",
                 r.backend,
+                r.augment_on,
                 r.method,
                 r.backbone,
                 r.res,
@@ -155,8 +271,11 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 r.images_per_s / reference,
                 r.step_ms,
                 r.first_step_s,
-                r.pipeline_images_per_s,
+                r.ema_ms,
+                r.enqueue_ms,
+                r.augment_images_per_s,
                 r.end_to_end_images_per_s,
+                r.end_to_end_vs_step,
                 r.peak_rss_mb
             );
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Result, bail};
 use leoclr_core::encoder::Encoder;
 use leoclr_core::eval::{Output, embed, embedding_std};
-use leoclr_core::fit::fit_epoch;
+use leoclr_core::fit::{Feed, fit_epoch};
 use leoclr_core::{
     Backbone, BackendKind, Method, ModelConfig, OriginalBranch, TrainConfig, Trainer,
 };
@@ -248,13 +248,22 @@ pub fn run(a: CompareArgs) -> Result<()> {
             false,
         );
         while trainer.epoch < base.epochs {
-            let s = fit_epoch(&mut trainer, &train, &aug, &loader, None, 10, &mut |e| {
-                pb.set_position(e.step as u64);
-                if let Some(l) = e.loss {
-                    pb.set_message(format!("loss {l:.3}"));
-                }
-                true
-            })?;
+            let s = fit_epoch(
+                &mut trainer,
+                &train,
+                &aug,
+                &loader,
+                &Feed::Host,
+                None,
+                10,
+                &mut |e| {
+                    pb.set_position(e.step as u64);
+                    if let Some(l) = e.loss {
+                        pb.set_message(format!("loss {l:.3}"));
+                    }
+                    true
+                },
+            )?;
             secs += s.seconds;
             images += s.images;
             loss = s.loss;

@@ -29,6 +29,7 @@ impl From<&TrainArgs> for RunSpec {
             backend: a.backend,
             out: a.out.clone(),
             eval_every: a.eval_every,
+            augment_on: a.augment_on,
         }
     }
 }

@@ -195,23 +195,70 @@ fn bench_prints_a_json_row_per_configuration() {
         "--small-stem",
         "false",
     ]);
-    let line = out
+    let rows: Vec<serde_json::Value> = out
         .lines()
-        .find(|l| l.starts_with('{'))
-        .expect("a JSON row");
-    let v: serde_json::Value = serde_json::from_str(line).unwrap();
-    for key in [
-        "backend",
-        "method",
-        "backbone",
-        "res",
-        "batch",
-        "images_per_s",
-        "first_step_s",
-    ] {
-        assert!(v.get(key).is_some(), "bench row lacks {key}: {v}");
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // One row per place the views are made: the CPU loader, then the device pipeline.
+    assert_eq!(rows.len(), 2, "{out}");
+    for (v, on) in rows.iter().zip(["cpu", "device"]) {
+        for key in [
+            "backend",
+            "method",
+            "backbone",
+            "res",
+            "batch",
+            "images_per_s",
+            "first_step_s",
+            "ema_ms",
+            "augment_images_per_s",
+            "end_to_end_vs_step",
+        ] {
+            assert!(v.get(key).is_some(), "bench row lacks {key}: {v}");
+        }
+        assert_eq!(v["backend"], "cpu");
+        assert_eq!(v["augment_on"], on);
+        assert!(v["images_per_s"].as_f64().unwrap() > 0.0);
+        assert!(v["augment_images_per_s"].as_f64().unwrap() > 0.0);
+        assert!(v["end_to_end_images_per_s"].as_f64().unwrap() > 0.0);
     }
-    assert_eq!(v["backend"], "cpu");
-    assert!(v["images_per_s"].as_f64().unwrap() > 0.0);
-    assert!(v["end_to_end_images_per_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn train_with_device_augmentation_and_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = run_dir(&tmp, "c");
+    let d = run_dir(&tmp, "d");
+    let mut args = RUN.to_vec();
+    args.extend(["--augment-on", "device", "--out", c.to_str().unwrap()]);
+    ok(&args);
+    let cfg = std::fs::read_to_string(c.join("config.json")).unwrap();
+    assert!(cfg.contains("\"augment_on\": \"device\""), "{cfg}");
+    // Stopped after the first epoch and resumed in a new process, the run keeps making its views
+    // on the device and repeats the uninterrupted run's losses.
+    let mut args = RUN.to_vec();
+    args.extend([
+        "--augment-on",
+        "device",
+        "--out",
+        d.to_str().unwrap(),
+        "--max-steps",
+        "3",
+    ]);
+    ok(&args);
+    ok(&["train", "--resume", d.to_str().unwrap()]);
+    let (mc, md) = (metrics(&c), metrics(&d));
+    assert_eq!((mc.len(), md.len()), (2, 2));
+    for e in 0..2 {
+        let (lc, ld) = (
+            mc[e]["loss"].as_f64().unwrap(),
+            md[e]["loss"].as_f64().unwrap(),
+        );
+        assert!(
+            (lc - ld).abs() < 1e-3 * lc.abs(),
+            "epoch {}: {lc} vs {ld}",
+            e + 1
+        );
+    }
 }

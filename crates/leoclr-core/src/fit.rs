@@ -7,6 +7,7 @@ use std::time::Instant;
 use burn::tensor::Tensor;
 use leoclr_data::{AugmentConfig, Dataset, Loader, LoaderConfig};
 
+use crate::augment_device::{DeviceBatch, DeviceEpoch, DeviceImages};
 use crate::trainer::Trainer;
 use crate::{Error, Result};
 
@@ -41,13 +42,33 @@ impl EpochStats {
     }
 }
 
+/// Where a step's views are made.
+#[derive(Clone, Default)]
+pub enum Feed {
+    /// The CPU loader on worker threads (any dataset); views are uploaded each step.
+    #[default]
+    Host,
+    /// On the training device from a resident copy of the dataset ([`DeviceImages`]): no pixels
+    /// cross to the device during training.
+    Device(Arc<DeviceImages>),
+}
+
+enum Fed {
+    Host(leoclr_data::Batch),
+    Device(Box<DeviceBatch>),
+}
+
 /// Trains one epoch (the trainer's next one). Stops early after `max_steps` steps or when `on_step`
 /// returns false, returning an incomplete epoch (the trainer's epoch counter then stays put).
+// The data side (dataset, augmentation, loader, feed) and the stopping side are each one concern;
+// bundling them into structs would only move the argument list.
+#[allow(clippy::too_many_arguments)]
 pub fn fit_epoch(
     trainer: &mut Trainer,
     train: &Arc<Dataset>,
     aug: &Arc<AugmentConfig>,
     loader: &LoaderConfig,
+    feed: &Feed,
     max_steps: Option<usize>,
     log_every: usize,
     on_step: &mut dyn FnMut(&StepEvent) -> bool,
@@ -58,11 +79,29 @@ pub fn fit_epoch(
     let mut steps = 0usize;
     let mut loss_sum: Option<Tensor<1>> = None;
     let mut lr = trainer.lr();
-    for batch in Loader::epoch(train.clone(), aug.clone(), loader.clone(), epoch) {
-        let batch = batch?;
+    let batches: Box<dyn Iterator<Item = Result<Fed>>> = match feed {
+        Feed::Host => Box::new(
+            Loader::epoch(train.clone(), aug.clone(), loader.clone(), epoch)
+                .map(|b| b.map(Fed::Host).map_err(Error::from)),
+        ),
+        Feed::Device(images) => Box::new(
+            DeviceEpoch::new(
+                images.clone(),
+                aug.clone(),
+                loader.clone(),
+                epoch,
+                trainer.views_needed(),
+            )
+            .map(|b| Ok(Fed::Device(Box::new(b)))),
+        ),
+    };
+    for fed in batches {
         lr = trainer.lr();
-        let loss = trainer.step(&batch)?;
-        images += batch.len();
+        let (n, loss) = match fed? {
+            Fed::Host(b) => (b.len(), trainer.step(&b)?),
+            Fed::Device(b) => (b.len(), trainer.step_views(b.views)?),
+        };
+        images += n;
         steps += 1;
         loss_sum = Some(match loss_sum {
             Some(s) => s + loss.clone(),

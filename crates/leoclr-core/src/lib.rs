@@ -4,6 +4,7 @@
 //! One code path for every burn runtime: models live on a runtime [`burn::tensor::Device`]
 //! (`flex` on the CPU, `wgpu` on Vulkan/Metal/DX12/WebGPU). Knows nothing of the CLI or any UI.
 
+pub mod augment_device;
 pub mod backend;
 pub mod checkpoint;
 pub mod config;

@@ -14,11 +14,12 @@ use leoclr_data::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::augment_device::{AugmentOn, DeviceImages};
 use crate::checkpoint;
 use crate::config::{Backbone, Method, ModelConfig, OriginalBranch, TrainConfig};
 use crate::encoder::Encoder;
 use crate::eval::{EvalOptions, Scores, embedding_std, evaluate};
-use crate::fit::{StepEvent, fit_epoch};
+use crate::fit::{Feed, StepEvent, fit_epoch};
 use crate::trainer::Trainer;
 use crate::{BackendKind, Error, Result};
 
@@ -89,6 +90,8 @@ pub struct RunSpec {
     pub out: PathBuf,
     /// kNN every N epochs (0: only after the last).
     pub eval_every: usize,
+    /// Where the training views are made: the CPU loader, or the training device.
+    pub augment_on: AugmentOn,
 }
 
 impl Default for RunSpec {
@@ -114,6 +117,7 @@ impl Default for RunSpec {
             backend: BackendKind::Cpu,
             out: PathBuf::from("runs/leoclr"),
             eval_every: 0,
+            augment_on: AugmentOn::Cpu,
         }
     }
 }
@@ -301,6 +305,8 @@ pub struct Run {
     pub trainer: Trainer,
     pub loader: LoaderConfig,
     pub device: Device,
+    /// How views reach the trainer (`augment_on`).
+    pub feed: Feed,
     pub resumed: bool,
     extra: serde_json::Value,
 }
@@ -385,6 +391,12 @@ impl Run {
                 trainer.steps_per_epoch
             )));
         }
+        let feed = match spec.augment_on {
+            AugmentOn::Cpu => Feed::Host,
+            AugmentOn::Device => {
+                Feed::Device(Arc::new(DeviceImages::upload(&train, &trainer.device)?))
+            }
+        };
         let extra = serde_json::json!({
             "spec": spec,
             "argv": argv,
@@ -401,6 +413,7 @@ impl Run {
             trainer,
             loader,
             device,
+            feed,
             resumed: resume.is_some(),
             extra,
         })
@@ -476,6 +489,7 @@ impl Run {
                 &train,
                 &self.aug,
                 &self.loader,
+                &self.feed,
                 budget,
                 10,
                 &mut |e| {

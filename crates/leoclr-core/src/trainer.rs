@@ -118,8 +118,8 @@ impl Trainer {
         self.queue.enqueue(keys);
     }
 
-    /// One optimisation step. Returns the loss as a device tensor: reading it is a host round-trip,
-    /// so callers read it only when they log.
+    /// One optimisation step on a host batch (views made by the CPU loader). Returns the loss as a
+    /// device tensor: reading it is a host round-trip, so callers read it only when they log.
     pub fn step(&mut self, batch: &Batch) -> Result<Tensor<1>> {
         if batch.len() < 2 {
             return Err(Error::Config(
@@ -131,18 +131,58 @@ impl Trainer {
                 "training needs a batch built in train mode".into(),
             ));
         }
+        let needed = self.views_needed();
+        let views = [0, 1, 2].map(|i| needed[i].then(|| self.view(batch, i)));
+        self.step_views(views)
+    }
+
+    /// Which of (crop 1, crop 2, original) the method reads.
+    pub fn views_needed(&self) -> [bool; 3] {
+        let (q, k) = views_needed(self.config.method);
+        [0, 1, 2].map(|i| q.contains(&i) || k.contains(&i))
+    }
+
+    /// One optimisation step on views already on the device (crop 1, crop 2, original as
+    /// normalised NCHW; only those in [`Self::views_needed`] are read).
+    pub fn step_views(&mut self, views: [Option<Tensor<4>>; 3]) -> Result<Tensor<1>> {
+        let needed = self.views_needed();
+        let mut n = None;
+        for i in 0..3 {
+            match (&views[i], needed[i]) {
+                (Some(v), _) => {
+                    let b = v.dims()[0];
+                    if n.is_some_and(|n| n != b) {
+                        return Err(Error::Config("views of different batch sizes".into()));
+                    }
+                    n = Some(b);
+                }
+                (None, true) => {
+                    return Err(Error::Config(format!(
+                        "{} needs view {i} (crop 1, crop 2, original)",
+                        self.config.method.label()
+                    )));
+                }
+                (None, false) => {}
+            }
+        }
+        if n.unwrap_or(0) < 2 {
+            return Err(Error::Config(
+                "a training batch needs at least 2 images".into(),
+            ));
+        }
         let m = self.ema_momentum();
         let lr = self.lr();
         self.key = ema_update(self.key.clone(), &self.online, m);
 
         let (q_views, k_views) = views_needed(self.config.method);
+        let view = |i: usize| views[i].clone().expect("checked above");
         let mut k: [Option<Tensor<2>>; 3] = [None, None, None];
         for &i in k_views {
-            k[i] = Some(self.key.forward(self.view(batch, i)).detach());
+            k[i] = Some(self.key.forward(view(i)).detach());
         }
         let mut q: [Option<Tensor<2>>; 3] = [None, None, None];
         for &i in q_views {
-            q[i] = Some(self.online.forward(self.view(batch, i)));
+            q[i] = Some(self.online.forward(view(i)));
         }
         let (loss, keys) = objective(
             self.config.method,

@@ -46,3 +46,61 @@ fn wgpu_first_steps_match_cpu() {
         );
     }
 }
+
+/// The device augmentation kernels as WGSL on the adapter: the same views as the CPU reference.
+#[test]
+fn wgpu_augmentation_matches_the_cpu_pipeline() {
+    use burn::tensor::{Tensor, TensorData};
+    use leoclr_data::augment::{apply_view, sample_crop_params};
+    use leoclr_data::{AugmentConfig, ImageU8, Rng, ViewParams};
+    if std::env::var("LEOCLR_SKIP_WGPU").is_ok_and(|v| v == "1") {
+        eprintln!("LEOCLR_SKIP_WGPU=1: skipped");
+        return;
+    }
+    let (w, h, n) = (13, 11, 6);
+    let mut cfg = AugmentConfig::aug_plus(9, 3);
+    cfg.jitter_p = 1.0;
+    cfg.gray_p = 0.5;
+    cfg.blur_p = 1.0;
+    let imgs: Vec<ImageU8> = (0..n)
+        .map(|i| {
+            let data = (0..w * h * 3)
+                .map(|p| ((p * 29 + i * 71) % 256) as u8)
+                .collect();
+            ImageU8::new(w, h, 3, data)
+        })
+        .collect();
+    let mut rng = Rng::new(5);
+    let params: Vec<ViewParams> = (0..n)
+        .map(|_| sample_crop_params(w, h, &cfg, &mut rng))
+        .collect();
+    let device = BackendKind::Wgpu.device();
+    let mut v = Vec::new();
+    for img in &imgs {
+        for ch in 0..3 {
+            v.extend(
+                img.data
+                    .iter()
+                    .skip(ch)
+                    .step_by(3)
+                    .map(|&p| p as f32 / 255.0),
+            );
+        }
+    }
+    let x = Tensor::<4>::from_data(TensorData::new(v, [n, 3, h, w]), &device);
+    let refs: Vec<&ViewParams> = params.iter().collect();
+    let out = leoclr_core::augment_device::augment(x, &refs, &cfg)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let per = out.len() / n;
+    for ((img, p), got) in imgs.iter().zip(&params).zip(out.chunks_exact(per)) {
+        let want = apply_view(img, &cfg, p);
+        let diff = want
+            .iter()
+            .zip(got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1e-3, "{p:?}: max |cpu - wgpu| = {diff}");
+    }
+}

@@ -131,6 +131,33 @@ pub struct ViewParams {
     pub jitter: Option<[f32; 4]>,
     pub grayscale: bool,
     pub blur_sigma: Option<f32>,
+    /// The order the four jitter operations ran in (0 brightness, 1 contrast, 2 saturation, 3 hue):
+    /// torchvision shuffles it per view, and the device pipeline must replay it.
+    #[serde(default = "identity_order")]
+    pub jitter_order: [u8; 4],
+}
+
+fn identity_order() -> [u8; 4] {
+    [0, 1, 2, 3]
+}
+
+impl ViewParams {
+    /// The whole image, resized, optionally flipped: the LeOCLR original view.
+    pub fn original(w: usize, h: usize, flipped: bool) -> Self {
+        Self {
+            crop: CropBox {
+                x: 0.0,
+                y: 0.0,
+                w: w as f32,
+                h: h as f32,
+            },
+            flipped,
+            jitter: None,
+            grayscale: false,
+            blur_sigma: None,
+            jitter_order: identity_order(),
+        }
+    }
 }
 
 /// A view ready for the encoder: normalised CHW floats.
@@ -309,15 +336,21 @@ fn hsv_to_rgb(h: f32, s: f32, v: f32) -> (f32, f32, f32) {
     }
 }
 
-/// torchvision ColorJitter: factors sampled first, then applied in a random order.
-fn color_jitter(px: &mut [f32], c: usize, j: [f64; 4], rng: &mut Rng) -> [f32; 4] {
+/// torchvision ColorJitter's parameters: factors sampled first, then a random order.
+fn sample_jitter(j: [f64; 4], rng: &mut Rng) -> ([f32; 4], [u8; 4]) {
     let factor = |s: f64, rng: &mut Rng| rng.uniform((1.0 - s).max(0.0), 1.0 + s) as f32;
     let b = factor(j[0], rng);
     let ct = factor(j[1], rng);
     let sat = factor(j[2], rng);
     let hue = rng.uniform(-j[3], j[3]) as f32;
-    let mut order = [0usize, 1, 2, 3];
+    let mut order = [0u8, 1, 2, 3];
     rng.shuffle(&mut order);
+    ([b, ct, sat, hue], order)
+}
+
+/// Applies ColorJitter factors (brightness, contrast, saturation, hue shift) in `order`.
+fn color_jitter(px: &mut [f32], c: usize, f: [f32; 4], order: [u8; 4]) {
+    let [b, ct, sat, hue] = f;
     let n = px.len() / c;
     for op in order {
         match op {
@@ -346,7 +379,6 @@ fn color_jitter(px: &mut [f32], c: usize, j: [f64; 4], rng: &mut Rng) -> [f32; 4
             _ => {}
         }
     }
-    [b, ct, sat, hue]
 }
 
 fn grayscale(px: &mut [f32]) {
@@ -400,62 +432,75 @@ fn normalise(px: &[f32], s: usize, c: usize, mean: &[f32], std: &[f32]) -> Vec<f
     out
 }
 
-/// One random "aug+" view.
-pub fn crop_view(img: &ImageU8, cfg: &AugmentConfig, rng: &mut Rng) -> View {
-    let (s, c) = (cfg.size, img.channels);
-    let crop = sample_crop(img.width, img.height, cfg.scale, cfg.ratio, rng);
-    let mut px = resample(&to_float(img), img.width, img.height, c, crop, s);
+/// Samples one "aug+" view of a `w`x`h` image. Nothing drawn depends on pixel values, so the CPU
+/// pipeline ([`apply_view`]) and the device pipeline can replay the same parameters.
+pub fn sample_crop_params(w: usize, h: usize, cfg: &AugmentConfig, rng: &mut Rng) -> ViewParams {
+    let crop = sample_crop(w, h, cfg.scale, cfg.ratio, rng);
     let flipped = rng.bernoulli(cfg.flip_p);
-    if flipped {
-        flip_h(&mut px, s, c);
-    }
     let jitter = rng
         .bernoulli(cfg.jitter_p)
-        .then(|| color_jitter(&mut px, c, cfg.jitter, rng));
-    let gray = rng.bernoulli(cfg.gray_p);
-    if gray && c == 3 {
+        .then(|| sample_jitter(cfg.jitter, rng));
+    let grayscale = rng.bernoulli(cfg.gray_p);
+    let blur_sigma = rng
+        .bernoulli(cfg.blur_p)
+        .then(|| rng.uniform(cfg.blur_sigma.0, cfg.blur_sigma.1) as f32);
+    ViewParams {
+        crop,
+        flipped,
+        jitter: jitter.map(|j| j.0),
+        grayscale,
+        blur_sigma,
+        jitter_order: jitter.map_or(identity_order(), |j| j.1),
+    }
+}
+
+/// Samples the original view's parameters (its flip).
+pub fn sample_original_params(
+    w: usize,
+    h: usize,
+    cfg: &AugmentConfig,
+    rng: &mut Rng,
+) -> ViewParams {
+    ViewParams::original(w, h, rng.bernoulli(cfg.original_flip_p))
+}
+
+/// Renders a view with given parameters on the CPU: the reference implementation.
+pub fn apply_view(img: &ImageU8, cfg: &AugmentConfig, params: &ViewParams) -> Vec<f32> {
+    let (s, c) = (cfg.size, img.channels);
+    let mut px = resample(&to_float(img), img.width, img.height, c, params.crop, s);
+    if params.flipped {
+        flip_h(&mut px, s, c);
+    }
+    if let Some(f) = params.jitter {
+        color_jitter(&mut px, c, f, params.jitter_order);
+    }
+    if params.grayscale && c == 3 {
         grayscale(&mut px);
     }
-    let blur_sigma = rng.bernoulli(cfg.blur_p).then(|| {
-        let sigma = rng.uniform(cfg.blur_sigma.0, cfg.blur_sigma.1) as f32;
+    if let Some(sigma) = params.blur_sigma {
         gaussian_blur(&mut px, s, c, sigma);
-        sigma
-    });
+    }
+    normalise(&px, s, c, &cfg.mean, &cfg.std)
+}
+
+/// One random "aug+" view.
+pub fn crop_view(img: &ImageU8, cfg: &AugmentConfig, rng: &mut Rng) -> View {
+    let params = sample_crop_params(img.width, img.height, cfg, rng);
     View {
-        pixels: normalise(&px, s, c, &cfg.mean, &cfg.std),
-        params: ViewParams {
-            crop,
-            flipped,
-            jitter,
-            grayscale: gray,
-            blur_sigma,
-        },
+        pixels: apply_view(img, cfg, &params),
+        params,
     }
 }
 
 /// The uncropped original: resized to the view size, optionally flipped, nothing else.
 pub fn original_view(img: &ImageU8, cfg: &AugmentConfig, rng: Option<&mut Rng>) -> View {
-    let (s, c) = (cfg.size, img.channels);
-    let crop = CropBox {
-        x: 0.0,
-        y: 0.0,
-        w: img.width as f32,
-        h: img.height as f32,
+    let params = match rng {
+        Some(r) => sample_original_params(img.width, img.height, cfg, r),
+        None => ViewParams::original(img.width, img.height, false),
     };
-    let mut px = resample(&to_float(img), img.width, img.height, c, crop, s);
-    let flipped = rng.is_some_and(|r| r.bernoulli(cfg.original_flip_p));
-    if flipped {
-        flip_h(&mut px, s, c);
-    }
     View {
-        pixels: normalise(&px, s, c, &cfg.mean, &cfg.std),
-        params: ViewParams {
-            crop,
-            flipped,
-            jitter: None,
-            grayscale: false,
-            blur_sigma: None,
-        },
+        pixels: apply_view(img, cfg, &params),
+        params,
     }
 }
 

@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, bounded};
 
-use crate::augment::{AugmentConfig, ViewParams, crop_view, original_view};
+use crate::augment::{
+    AugmentConfig, ViewParams, apply_view, original_view, sample_crop_params,
+    sample_original_params,
+};
 use crate::error::{DataError, Result};
 use crate::rng::Rng;
 use crate::source::Dataset;
@@ -139,6 +142,29 @@ impl Loader {
         full + keep_rest as usize
     }
 
+    /// What sample `id` of a `w`x`h` image draws in `epoch`: (crop 1, crop 2, original). The CPU
+    /// loader and the device pipeline both call this, so a seed gives the same views on either.
+    pub fn sample_params(
+        w: usize,
+        h: usize,
+        aug: &AugmentConfig,
+        seed: u64,
+        epoch: usize,
+        id: usize,
+    ) -> [ViewParams; 3] {
+        let mut rng = Rng::derive(seed, &[epoch as u64, id as u64]);
+        let c1 = sample_crop_params(w, h, aug, &mut rng);
+        let c2 = sample_crop_params(w, h, aug, &mut rng);
+        let o = sample_original_params(w, h, aug, &mut rng);
+        [c1, c2, o]
+    }
+
+    /// The dataset indices of batch `index` of an epoch (after the epoch's shuffle).
+    pub fn batch_ids<'a>(order: &'a [usize], cfg: &LoaderConfig, index: usize) -> &'a [usize] {
+        let start = index * cfg.batch_size;
+        &order[start.min(order.len())..(start + cfg.batch_size).min(order.len())]
+    }
+
     /// Builds one sample's views.
     pub fn sample(
         ds: &Dataset,
@@ -158,12 +184,9 @@ impl Loader {
         match mode {
             Mode::Eval => Ok((vec![original_view(&img, aug, None).pixels], None)),
             Mode::Train => {
-                let mut rng = Rng::derive(seed, &[epoch as u64, id as u64]);
-                let c1 = crop_view(&img, aug, &mut rng);
-                let c2 = crop_view(&img, aug, &mut rng);
-                let o = original_view(&img, aug, Some(&mut rng));
-                let params = [c1.params, c2.params, o.params];
-                Ok((vec![c1.pixels, c2.pixels, o.pixels], Some(params)))
+                let params = Self::sample_params(img.width, img.height, aug, seed, epoch, id);
+                let views = params.iter().map(|p| apply_view(&img, aug, p)).collect();
+                Ok((views, Some(params)))
             }
         }
     }
