@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use leoclr_core::augment_device::AugmentOn;
-use leoclr_core::{Backbone, BackendKind, OriginalBranch};
+use leoclr_core::{Backbone, BackendKind, OriginalBranch, Precision};
 use leoclr_data::{DatasetFormat, Split};
 
 #[derive(Parser, Debug)]
@@ -267,6 +267,10 @@ pub struct BenchArgs {
     pub data: PathBuf,
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Float type of every backend in this run: f32, f16 or bf16 (whole model, not autocast; one
+    /// precision per command since burn fixes a device's float type at its first tensor).
+    #[arg(long, default_value = "f32")]
+    pub precision: Precision,
     /// Where the end-to-end run makes its views, in order: cpu (loader threads), device.
     #[arg(long, value_delimiter = ',', default_value = "cpu,device")]
     pub augment_on: Vec<AugmentOn>,

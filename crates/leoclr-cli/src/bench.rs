@@ -24,6 +24,8 @@ pub struct Row {
     pub backend: String,
     /// Where the end-to-end run made its views: cpu (loader threads) or device.
     pub augment_on: String,
+    /// Float type the model computes in.
+    pub precision: String,
     pub method: String,
     pub backbone: String,
     pub res: usize,
@@ -99,7 +101,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let mut rows: Vec<Row> = Vec::new();
     for &backend in &a.backends {
         backend.available().map_err(anyhow::Error::msg)?;
-        let device = backend.device();
+        let device = backend
+            .device_with(a.precision)
+            .map_err(anyhow::Error::msg)?;
         let mut model = ModelConfig::new(
             a.model.backbone,
             channels,
@@ -229,6 +233,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             let row = Row {
                 backend: backend.to_string(),
                 augment_on: on.to_string(),
+                precision: a.precision.to_string(),
                 method: method.label().into(),
                 backbone: format!("{:?}", a.model.backbone).to_lowercase(),
                 res: a.res,
@@ -255,14 +260,15 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if !a.json {
         let reference = rows[0].images_per_s;
         println!(
-            "| backend | augment on | method | backbone | res | batch | images/s (step) | vs first row | step ms | first step s | EMA ms | enqueue ms | augment images/s | end-to-end images/s | end-to-end / step | peak RSS MB |"
+            "| backend | augment on | precision | method | backbone | res | batch | images/s (step) | vs first row | step ms | first step s | EMA ms | enqueue ms | augment images/s | end-to-end images/s | end-to-end / step | peak RSS MB |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for r in &rows {
             println!(
-                "| {} | {} | {} | {} | {} | {} | {:.1} | {:.2}x | {:.1} | {:.2} | {:.2} | {:.3} | {:.1} | {:.1} | {:.2} | {:.0} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.2}x | {:.1} | {:.2} | {:.2} | {:.3} | {:.1} | {:.1} | {:.2} | {:.0} |",
                 r.backend,
                 r.augment_on,
+                r.precision,
                 r.method,
                 r.backbone,
                 r.res,

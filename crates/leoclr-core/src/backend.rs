@@ -1,4 +1,4 @@
-use burn::tensor::{Device, DeviceKind};
+use burn::tensor::{Device, DeviceKind, FloatDType};
 
 /// Which burn runtime to train on, chosen at run time. `vulkan` and `cuda` exist only in builds
 /// with the matching cargo feature (see `available`).
@@ -77,6 +77,61 @@ impl BackendKind {
             #[allow(unreachable_patterns)]
             _ => Device::flex(),
         }
+    }
+}
+
+/// The float type a device computes in. Reduced precision is the whole model (weights, EMA,
+/// queue), not autocast: for measuring kernel speed, not yet a training recommendation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    F16,
+    Bf16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" | "fp32" => Ok(Self::F32),
+            "f16" | "fp16" => Ok(Self::F16),
+            "bf16" => Ok(Self::Bf16),
+            other => Err(format!("unknown precision '{other}' (f32, f16, bf16)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::Bf16 => "bf16",
+        })
+    }
+}
+
+impl BackendKind {
+    /// The device with `precision` as its default float type. Only possible before the device's
+    /// first tensor in this process (burn locks the defaults then), so one precision per process.
+    pub fn device_with(self, precision: Precision) -> Result<Device, String> {
+        let mut device = self.device();
+        let dtype = match precision {
+            Precision::F32 => return Ok(device),
+            Precision::F16 => FloatDType::F16,
+            Precision::Bf16 => FloatDType::BF16,
+        };
+        if !device.supports_dtype(dtype) {
+            return Err(format!(
+                "the {self} backend does not support {precision} on this device"
+            ));
+        }
+        device
+            .configure(dtype)
+            .map_err(|e| format!("cannot switch the {self} backend to {precision}: {e}"))?;
+        Ok(device)
     }
 }
 

@@ -111,6 +111,11 @@ pub fn copy_values<M: Module>(target: M, source: &M) -> M {
 pub fn parameters<M: Module>(m: &M) -> Vec<Vec<f32>> {
     Collect::of(m, false)
         .into_iter()
-        .map(|t| t.into_data().try_to_vec::<f32>().expect("f32 params"))
+        .map(|t| {
+            t.into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .expect("f32 params")
+        })
         .collect()
 }

@@ -21,7 +21,7 @@ pub mod run;
 pub mod schedule;
 pub mod trainer;
 
-pub use backend::BackendKind;
+pub use backend::{BackendKind, Precision};
 pub use config::{Backbone, Method, ModelConfig, OriginalBranch, TrainConfig};
 pub use encoder::Encoder;
 pub use trainer::Trainer;
