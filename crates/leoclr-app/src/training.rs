@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, unbounded};
 use eframe::egui;
 use egui_plot::{Line, Plot, PlotPoints, Points};
+use leoclr_core::augment_device::AugmentOn;
 use leoclr_core::run::{Control, EpochRecord, Outcome, Run, RunEvent, RunSpec, read_metrics};
 use leoclr_core::{Backbone, BackendKind, OriginalBranch};
 
@@ -61,13 +62,14 @@ impl TrainJob {
                     let t = &run.trainer;
                     send(TrainMsg::Started {
                         summary: format!(
-                            "{} on {} ({} images, {}px), {:?}, backend {}",
+                            "{} on {} ({} images, {}px), {:?}, backend {}, augment on {}",
                             t.config.method.label(),
                             run.sets.train.name,
                             run.sets.train.len(),
                             run.view_size,
                             t.config.model.backbone,
-                            run.spec.backend
+                            run.spec.backend,
+                            run.spec.augment_on
                         ),
                         epoch: t.epoch,
                         epochs: t.config.epochs,
@@ -419,6 +421,26 @@ impl TrainingState {
                     .response
                     .widget_info(|| {
                         egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "backend")
+                    });
+                ui.end_row();
+                ui.label("augment on");
+                egui::ComboBox::from_id_salt("augment_on")
+                    .selected_text(s.augment_on.to_string())
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(
+                            &mut s.augment_on,
+                            AugmentOn::Cpu,
+                            "cpu (loader threads)",
+                        );
+                        ui.selectable_value(
+                            &mut s.augment_on,
+                            AugmentOn::Device,
+                            "device (kernels on the backend)",
+                        );
+                    })
+                    .response
+                    .widget_info(|| {
+                        egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "augment on")
                     });
                 ui.end_row();
                 let l = ui.label("run directory");

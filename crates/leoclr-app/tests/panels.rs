@@ -248,8 +248,24 @@ fn training_runs_to_the_end_and_loads_the_model() {
     }
     h.get_by_label("Training").click();
     h.run();
+    // Views made on the training device, chosen in the form.
+    h.get(
+        By::new()
+            .label("augment on")
+            .role(egui::accesskit::Role::ComboBox),
+    )
+    .click();
+    h.run();
+    h.get_by_label("device (kernels on the backend)").click();
+    h.run();
+    assert_eq!(
+        h.state().training.spec.augment_on,
+        leoclr_core::augment_device::AugmentOn::Device
+    );
     h.get_by_label("Start").click();
     wait_for(&mut h, "the end of training", |a| !a.training.is_running());
+    let config = std::fs::read_to_string(runs.path().join("run/config.json")).unwrap();
+    assert!(config.contains("\"augment_on\": \"device\""), "{config}");
     let t = &h.state().training;
     assert!(t.status.starts_with("finished"), "{}", t.status);
     assert_eq!(t.curves.epochs.len(), 2);
