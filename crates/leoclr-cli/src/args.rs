@@ -262,6 +262,10 @@ pub struct BenchArgs {
     /// Batches of real data for the loader and end-to-end measurements.
     #[arg(long, default_value_t = 10)]
     pub e2e_batches: usize,
+    /// Input channels (default: the data's). With 3 on grayscale data the images are replicated
+    /// to RGB, to measure the RGB models users train.
+    #[arg(long)]
+    pub channels: Option<usize>,
     /// Data for the end-to-end run (its channels set the model's input channels).
     #[arg(long, default_value = "assets/fashion-mnist-subset")]
     pub data: PathBuf,

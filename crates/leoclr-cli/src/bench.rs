@@ -92,10 +92,17 @@ pub fn run(a: BenchArgs) -> Result<()> {
         limit: None,
     };
     let n_real = a.e2e_batches * a.batch;
-    let ds = Arc::new(Dataset::open(&DatasetSpec {
+    let mut ds = Dataset::open(&DatasetSpec {
         limit: Some(n_real),
         ..spec.clone()
-    })?);
+    })?;
+    if let Some(c) = a.channels.filter(|&c| c != ds.channels) {
+        if c != 1 && c != 3 {
+            anyhow::bail!("--channels {c}: 1 or 3");
+        }
+        ds = ds.with_channels(c)?;
+    }
+    let ds = Arc::new(ds);
     let channels = ds.channels;
     let aug = Arc::new(augment(channels, a.res, None)?);
     let mut rows: Vec<Row> = Vec::new();

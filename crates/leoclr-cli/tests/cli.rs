@@ -194,6 +194,9 @@ fn bench_prints_a_json_row_per_configuration() {
         "16",
         "--small-stem",
         "false",
+        // RGB copies of the grayscale data: hue and saturation run in both pipelines.
+        "--channels",
+        "3",
     ]);
     let rows: Vec<serde_json::Value> = out
         .lines()

@@ -149,6 +149,33 @@ impl Dataset {
         Ok(ds)
     }
 
+    /// An in-memory copy with every image converted to `channels` (gray replicated to RGB, RGB to
+    /// luma): e.g. an RGB benchmark input from a grayscale dataset. Needs images of one size.
+    pub fn with_channels(&self, channels: usize) -> Result<Self> {
+        let mut pixels = Vec::new();
+        let mut size = None;
+        for i in 0..self.len() {
+            let img = self.get(i)?.to_channels(channels);
+            if *size.get_or_insert((img.width, img.height)) != (img.width, img.height) {
+                return Err(DataError::format(
+                    Path::new(&self.describe(i)),
+                    "converting channels needs images of one size",
+                ));
+            }
+            pixels.extend_from_slice(&img.data);
+        }
+        let (w, h) = size.unwrap_or((0, 0));
+        Ok(Self::in_memory(
+            format!("{} ({channels} channels)", self.name),
+            w,
+            h,
+            channels,
+            pixels,
+            (0..self.len()).map(|i| self.label(i)).collect(),
+            self.classes.clone(),
+        ))
+    }
+
     pub(crate) fn in_memory(
         name: String,
         width: usize,
