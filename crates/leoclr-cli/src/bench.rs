@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 use leoclr_core::augment_device::{AugmentOn, DeviceEpoch, DeviceImages};
 use leoclr_core::ema::{ema_update, parameters};
 use leoclr_core::fit::{Feed, fit_epoch};
@@ -127,19 +127,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let mut trainer = Trainer::new(cfg.clone(), &device, 1_000_000)?;
         let batch = Batch::synthetic(a.batch, channels, a.res, 0);
         let needed = trainer.views_needed();
-        let views = [0, 1, 2].map(|i| {
-            needed[i].then(|| {
-                let data = match i {
-                    0 => &batch.crops[0],
-                    1 => &batch.crops[1],
-                    _ => &batch.original,
-                };
-                Tensor::<4>::from_data(
-                    TensorData::new(data.clone(), batch.shape()),
-                    &trainer.device,
-                )
-            })
-        });
+        let views = trainer.upload_views(&batch);
         let t0 = Instant::now();
         trainer.step_views(views.clone())?.into_scalar::<f32>();
         let first_step_s = t0.elapsed().as_secs_f64();

@@ -131,9 +131,14 @@ impl Trainer {
                 "training needs a batch built in train mode".into(),
             ));
         }
-        let needed = self.views_needed();
-        let views = [0, 1, 2].map(|i| needed[i].then(|| self.view(batch, i)));
+        let views = self.upload_views(batch);
         self.step_views(views)
+    }
+
+    /// The views of a host batch that the method reads, uploaded to the training device.
+    pub fn upload_views(&self, batch: &Batch) -> [Option<Tensor<4>>; 3] {
+        let needed = self.views_needed();
+        [0, 1, 2].map(|i| needed[i].then(|| self.view(batch, i)))
     }
 
     /// Which of (crop 1, crop 2, original) the method reads.
