@@ -76,7 +76,7 @@ impl DeviceImages {
         // Beyond this the host copy alone is a problem; the CPU loader streams instead.
         if bytes > (8usize << 30) {
             return Err(Error::Config(format!(
-                "device augmentation keeps the dataset on the device: {} images of {w}x{h}x{c} need {:.1} GiB; use --augment cpu",
+                "device augmentation keeps the dataset on the device: {} images of {w}x{h}x{c} need {:.1} GiB; use the CPU loader (--augment-on cpu)",
                 ds.len(),
                 bytes as f64 / (1u64 << 30) as f64
             )));
@@ -86,7 +86,7 @@ impl DeviceImages {
             let img = if i == 0 { first.clone() } else { ds.get(i)? };
             if img.width != w || img.height != h || img.channels != c {
                 return Err(Error::Config(format!(
-                    "device augmentation needs images of one size: {} is {}x{}x{}, the first was {w}x{h}x{c}; use --augment cpu",
+                    "device augmentation needs images of one size: {} is {}x{}x{}, the first was {w}x{h}x{c}; use the CPU loader (--augment-on cpu)",
                     ds.describe(i),
                     img.width,
                     img.height,
@@ -805,7 +805,7 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(
-            err.contains("one size") && err.contains("b.png") && err.contains("--augment cpu"),
+            err.contains("one size") && err.contains("b.png") && err.contains("--augment-on cpu"),
             "{err}"
         );
     }
