@@ -332,32 +332,12 @@ impl TrainingState {
                 ui.label("data");
                 ui.label(shared.data_path.as_str());
                 ui.end_row();
-                ui.label("method");
-                egui::ComboBox::from_id_salt("method")
-                    .selected_text(self.method.label())
-                    .show_ui(ui, |ui| {
-                        for m in MethodChoice::ALL {
-                            ui.selectable_value(&mut self.method, m, m.label());
-                        }
-                    })
-                    .response
-                    .widget_info(|| {
-                        egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "method")
-                    });
-                ui.end_row();
-                ui.label("backbone");
-                egui::ComboBox::from_id_salt("backbone")
-                    .selected_text(format!("{:?}", self.spec.backbone))
-                    .show_ui(ui, |ui| {
-                        for b in [Backbone::Tiny, Backbone::ResNet18, Backbone::ResNet50] {
-                            ui.selectable_value(&mut self.spec.backbone, b, format!("{b:?}"));
-                        }
-                    })
-                    .response
-                    .widget_info(|| {
-                        egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "backbone")
-                    });
-                ui.end_row();
+                let methods: Vec<_> = MethodChoice::ALL.map(|m| (m, m.label().to_string())).into();
+                choice(ui, "method", &mut self.method, &methods);
+                let backbones: Vec<_> = [Backbone::Tiny, Backbone::ResNet18, Backbone::ResNet50]
+                    .map(|b| (b, format!("{b:?}")))
+                    .into();
+                choice(ui, "backbone", &mut self.spec.backbone, &backbones);
                 let s = &mut self.spec;
                 let row = |ui: &mut egui::Ui, name: &str, w: egui::DragValue| {
                     let l = ui.label(name);
@@ -411,38 +391,16 @@ impl TrainingState {
                     egui::DragValue::new(&mut s.eval_every).range(0..=1000),
                 );
                 row(ui, "seed", egui::DragValue::new(&mut s.seed));
-                ui.label("backend");
-                egui::ComboBox::from_id_salt("backend")
-                    .selected_text(s.backend.to_string())
-                    .show_ui(ui, |ui| {
-                        ui.selectable_value(&mut s.backend, BackendKind::Cpu, "cpu");
-                        ui.selectable_value(&mut s.backend, BackendKind::Wgpu, "wgpu");
-                    })
-                    .response
-                    .widget_info(|| {
-                        egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "backend")
-                    });
-                ui.end_row();
-                ui.label("augment on");
-                egui::ComboBox::from_id_salt("augment_on")
-                    .selected_text(s.augment_on.to_string())
-                    .show_ui(ui, |ui| {
-                        ui.selectable_value(
-                            &mut s.augment_on,
-                            AugmentOn::Cpu,
-                            "cpu (loader threads)",
-                        );
-                        ui.selectable_value(
-                            &mut s.augment_on,
-                            AugmentOn::Device,
-                            "device (kernels on the backend)",
-                        );
-                    })
-                    .response
-                    .widget_info(|| {
-                        egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "augment on")
-                    });
-                ui.end_row();
+                let backends = [BackendKind::Cpu, BackendKind::Wgpu].map(|b| (b, b.to_string()));
+                choice(ui, "backend", &mut s.backend, &backends);
+                let places = [
+                    (AugmentOn::Cpu, "cpu (loader threads)".to_string()),
+                    (
+                        AugmentOn::Device,
+                        "device (kernels on the backend)".to_string(),
+                    ),
+                ];
+                choice(ui, "augment on", &mut s.augment_on, &places);
                 let l = ui.label("run directory");
                 let mut out = s.out.display().to_string();
                 if ui
@@ -595,4 +553,29 @@ impl TrainingState {
             );
         });
     }
+}
+
+/// One labelled combo-box row of the form; the label is also its accessible name (what the tests
+/// find it by).
+fn choice<T: PartialEq + Copy>(
+    ui: &mut egui::Ui,
+    name: &str,
+    value: &mut T,
+    options: &[(T, String)],
+) {
+    ui.label(name);
+    let selected = options
+        .iter()
+        .find(|(v, _)| v == value)
+        .map_or(String::new(), |(_, l)| l.clone());
+    egui::ComboBox::from_id_salt(name)
+        .selected_text(selected)
+        .show_ui(ui, |ui| {
+            for (v, l) in options {
+                ui.selectable_value(value, *v, l.as_str());
+            }
+        })
+        .response
+        .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, name));
+    ui.end_row();
 }

@@ -63,22 +63,18 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// Waits for the device by reading every key-encoder parameter back.
-fn sync_key(t: &Trainer) {
-    std::hint::black_box(parameters(&t.key));
-}
-
-/// Milliseconds per call of `f` (n calls, then `sync`), less the time of `sync` alone.
-fn per_call_ms(n: usize, f: &mut dyn FnMut(), sync: &dyn Fn()) -> f64 {
-    sync();
+/// Milliseconds per call of `work` on `state` (n calls, then one `sync`), less the time of `sync`
+/// alone. `sync` reads something back, which waits for the device.
+fn per_call_ms<S>(n: usize, state: &mut S, work: impl Fn(&mut S), sync: impl Fn(&S)) -> f64 {
+    sync(state);
     let t = Instant::now();
-    sync();
+    sync(state);
     let sync_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     for _ in 0..n {
-        f();
+        work(state);
     }
-    sync();
+    sync(state);
     1000.0 * (t.elapsed().as_secs_f64() - sync_s).max(0.0) / n as f64
 }
 
@@ -148,34 +144,23 @@ pub fn run(a: BenchArgs) -> Result<()> {
 
         // The step's bookkeeping on its own.
         let reps = a.steps.max(3);
-        let ema_ms = {
-            let online = trainer.online.clone();
-            let key = std::cell::RefCell::new(Some(trainer.key.clone()));
-            let ms = per_call_ms(
-                reps,
-                &mut || {
-                    let k = key.borrow_mut().take().expect("key");
-                    *key.borrow_mut() = Some(ema_update(k, &online, 0.99));
-                },
-                &|| {
-                    std::hint::black_box(parameters(key.borrow().as_ref().expect("key")));
-                },
-            );
-            trainer.key = key.into_inner().expect("key");
-            ms
-        };
-        sync_key(&trainer);
-        let enqueue_ms = {
-            let keys = Tensor::<2>::ones([a.batch, 128], &trainer.device).detach();
-            let queue = std::cell::RefCell::new(trainer.queue.clone());
-            per_call_ms(
-                reps,
-                &mut || queue.borrow_mut().enqueue(keys.clone()),
-                &|| {
-                    queue.borrow().keys.clone().sum().into_scalar::<f32>();
-                },
-            )
-        };
+        let ema_ms = per_call_ms(
+            reps,
+            &mut trainer,
+            |t| t.key = ema_update(t.key.clone(), &t.online, 0.99),
+            |t| {
+                std::hint::black_box(parameters(&t.key));
+            },
+        );
+        let keys = Tensor::<2>::ones([a.batch, 128], &trainer.device).detach();
+        let enqueue_ms = per_call_ms(
+            reps,
+            &mut trainer.queue.clone(),
+            |q| q.enqueue(keys.clone()),
+            |q| {
+                q.keys.clone().sum().into_scalar::<f32>();
+            },
+        );
 
         for &on in &a.augment_on {
             // Making the views alone, over the real batches.

@@ -183,27 +183,17 @@ pub fn augment(images: Tensor<4>, params: &[&ViewParams], cfg: &AugmentConfig) -
     assert_eq!(b, params.len(), "one parameter set per image");
     let device = images.device();
     let s = cfg.size;
-    let flips: Vec<bool> = params.iter().map(|p| p.flipped).collect();
+    let spans =
+        |span: fn(&ViewParams) -> (f32, f32)| params.iter().map(|p| span(p)).collect::<Vec<_>>();
     let rows = resample_matrix(
         &device,
         h,
         s,
-        &params
-            .iter()
-            .map(|p| (p.crop.y, p.crop.h))
-            .collect::<Vec<_>>(),
+        &spans(|p| (p.crop.y, p.crop.h)),
         &vec![false; b],
     );
-    let cols = resample_matrix(
-        &device,
-        w,
-        s,
-        &params
-            .iter()
-            .map(|p| (p.crop.x, p.crop.w))
-            .collect::<Vec<_>>(),
-        &flips,
-    );
+    let flips: Vec<bool> = params.iter().map(|p| p.flipped).collect();
+    let cols = resample_matrix(&device, w, s, &spans(|p| (p.crop.x, p.crop.w)), &flips);
     let mut x = separable(images, rows, cols);
     if params.iter().any(|p| p.jitter.is_some()) {
         x = jitter(x, params, c);
@@ -221,19 +211,23 @@ pub fn augment(images: Tensor<4>, params: &[&ViewParams], cfg: &AugmentConfig) -
         );
         x = separable(x, k.clone(), k);
     }
-    let mean = Tensor::<1>::from_data(TensorData::new(cfg.mean.clone(), [c]), &device)
-        .reshape([1, c, 1, 1]);
-    let inv_std: Vec<f32> = cfg.std.iter().map(|v| 1.0 / v).collect();
-    let inv_std =
-        Tensor::<1>::from_data(TensorData::new(inv_std, [c]), &device).reshape([1, c, 1, 1]);
+    let mean = values(&device, cfg.mean.iter().copied()).reshape([1, c, 1, 1]);
+    let inv_std = values(&device, cfg.std.iter().map(|v| 1.0 / v)).reshape([1, c, 1, 1]);
     (x - mean) * inv_std
+}
+
+/// Host values as a 1-D device tensor (per-sample parameters, per-channel statistics).
+fn values(device: &Device, v: impl Iterator<Item = f32>) -> Tensor<1> {
+    let v: Vec<f32> = v.collect();
+    let n = v.len();
+    Tensor::from_data(TensorData::new(v, [n]), device)
 }
 
 /// One value per sample as a [B, 1, 1, 1] tensor.
 fn per_sample(device: &Device, v: impl Iterator<Item = f32>) -> Tensor<4> {
-    let v: Vec<f32> = v.collect();
-    let n = v.len();
-    Tensor::<1>::from_data(TensorData::new(v, [n]), device).reshape([n, 1, 1, 1])
+    let v = values(device, v);
+    let n = v.dims()[0];
+    v.reshape([n, 1, 1, 1])
 }
 
 /// `out[b, c] = rows[b] @ x[b, c] @ cols[b]ᵀ` for x [B, C, H, W], rows [B, S, H], cols [B, T, W].
@@ -287,12 +281,11 @@ fn resample_matrix(
     let scales: Vec<f32> = spans.iter().map(|&(_, l)| l / out as f32).collect();
     let max_support = scales.iter().cloned().fold(1.0f32, f32::max);
     let pad = max_support.ceil() as usize + 1;
-    let col =
-        |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [b]), device).reshape([b, 1, 1]);
-    let start = col(spans.iter().map(|s| s.0).collect());
-    let scale = col(scales.clone());
-    let inv_support = col(scales.iter().map(|s| 1.0 / s.max(1.0)).collect());
-    let flip = col(flip.iter().map(|&f| f as u8 as f32).collect());
+    let col = |v: &mut dyn Iterator<Item = f32>| values(device, v).reshape([b, 1, 1]);
+    let start = col(&mut spans.iter().map(|s| s.0));
+    let scale = col(&mut scales.iter().copied());
+    let inv_support = col(&mut scales.iter().map(|s| 1.0 / s.max(1.0)));
+    let flip = col(&mut flip.iter().map(|&f| f as u8 as f32));
     // Output index, mirrored where flipped: o + f * (out - 1 - 2o).
     let o = ramp(device, 0, out as i64, 1);
     let o = o.clone() + flip * (o.mul_scalar(-2.0).add_scalar(out as f32 - 1.0));
@@ -320,17 +313,12 @@ fn blur_matrix(device: &Device, s: usize, sigmas: &[Option<f32>]) -> Tensor<3> {
         .map(|&sg| radius(sg))
         .max()
         .unwrap_or(1);
-    let col =
-        |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [b]), device).reshape([b, 1, 1]);
+    let col = |v: &mut dyn Iterator<Item = f32>| values(device, v).reshape([b, 1, 1]);
     // 1 / (2σ²); unblurred rows use a huge value so only the centre tap survives (e^-1e9 = 0).
-    let inv2s2 = col(sigmas
+    let inv2s2 = col(&mut sigmas
         .iter()
-        .map(|s| s.map_or(1e9, |sg| 1.0 / (2.0 * sg * sg)))
-        .collect());
-    let r = col(sigmas
-        .iter()
-        .map(|s| s.map_or(1.0, |sg| radius(sg) as f32))
-        .collect());
+        .map(|s| s.map_or(1e9, |sg| 1.0 / (2.0 * sg * sg))));
+    let r = col(&mut sigmas.iter().map(|s| s.map_or(1.0, |sg| radius(sg) as f32)));
     let o = ramp(device, 0, s as i64, 1);
     let j = ramp(device, -(pad as i64), (s + pad) as i64, 2);
     let d = j - o;

@@ -262,9 +262,8 @@ impl Loader {
                 .spawn(move || {
                     let mut b = w;
                     while b < total {
-                        let lo = b * cfg.batch_size;
-                        let hi = (lo + cfg.batch_size).min(order.len());
-                        let res = Self::build(&ds, &aug, &cfg, epoch, b, &order[lo..hi]);
+                        let ids = Self::batch_ids(&order, &cfg, b);
+                        let res = Self::build(&ds, &aug, &cfg, epoch, b, ids);
                         let failed = res.is_err();
                         if tx.send(res).is_err() || failed {
                             return;
@@ -291,9 +290,14 @@ impl Loader {
         index: usize,
     ) -> Result<Batch> {
         let order = Self::order(ds.len(), cfg, epoch);
-        let lo = (index * cfg.batch_size).min(order.len());
-        let hi = (lo + cfg.batch_size).min(order.len());
-        Self::build(ds, aug, cfg, epoch, index, &order[lo..hi])
+        Self::build(
+            ds,
+            aug,
+            cfg,
+            epoch,
+            index,
+            Self::batch_ids(&order, cfg, index),
+        )
     }
 }
 
@@ -338,9 +342,8 @@ impl Iterator for BatchIter {
                 epoch,
                 order,
             } => {
-                let lo = b * cfg.batch_size;
-                let hi = (lo + cfg.batch_size).min(order.len());
-                let res = Loader::build(ds, aug, cfg, *epoch, b, &order[lo..hi]);
+                let ids = Loader::batch_ids(order, cfg, b);
+                let res = Loader::build(ds, aug, cfg, *epoch, b, ids);
                 if res.is_err() {
                     self.next = self.total;
                 }
