@@ -106,8 +106,26 @@ pub fn embed(
     Ok(Features { dim, data, labels })
 }
 
+/// Indices of the `k` largest values of `row`, largest first, ties broken by the lower index.
+/// On the host: burn's device `topk_with_indices` returns -1 indices on wgpu once k reaches
+/// ~192 (the protocol's k is 200), and a host selection is exact and the same on every backend.
+fn top_k(row: &[f32], k: usize) -> Vec<usize> {
+    let by_score = |a: &usize, b: &usize| row[*b].total_cmp(&row[*a]).then(a.cmp(b));
+    let mut idx: Vec<usize> = (0..row.len()).collect();
+    if k == 0 {
+        return Vec::new();
+    }
+    if k < idx.len() {
+        idx.select_nth_unstable_by(k - 1, by_score);
+        idx.truncate(k);
+    }
+    idx.sort_unstable_by(by_score);
+    idx
+}
+
 /// Weighted kNN top-1 (k neighbours by cosine similarity, votes weighted by exp(sim / T)),
-/// with `train` as the memory bank and `test` scored.
+/// with `train` as the memory bank and `test` scored. Similarities are computed on `device`;
+/// the neighbours are selected on the host.
 pub fn knn_top1(
     train: &Features,
     test: &Features,
@@ -115,6 +133,12 @@ pub fn knn_top1(
     temperature: f32,
     device: &Device,
 ) -> Result<f32> {
+    EvalOptions {
+        knn_k: k,
+        knn_t: temperature,
+        probe_epochs: None,
+    }
+    .validate()?;
     let train_labels = train.labels_u32("kNN memory bank")?;
     let test_labels = test.labels_u32("kNN test")?;
     if train.dim != test.dim || train.is_empty() || test.is_empty() {
@@ -141,15 +165,14 @@ pub fn knn_top1(
             ),
             &device,
         );
-        let sim = l2_normalize(rows).matmul(bank.clone());
-        let (vals, idx) = sim.topk_with_indices(k, 1);
-        let vals = vals.into_data().to_host::<f32>()?;
-        let idx = idx.into_data().to_host::<i64>()?;
-        for r in 0..end - start {
+        let sim = l2_normalize(rows)
+            .matmul(bank.clone())
+            .into_data()
+            .to_host::<f32>()?;
+        for (r, row) in sim.chunks_exact(train.len()).enumerate() {
             let mut votes = vec![0f32; classes];
-            for j in 0..k {
-                let n = idx[r * k + j] as usize;
-                votes[train_labels[n] as usize] += (vals[r * k + j] / temperature).exp();
+            for n in top_k(row, k) {
+                votes[train_labels[n] as usize] += (row[n] / temperature).exp();
             }
             let pred = votes
                 .iter()
@@ -162,23 +185,10 @@ pub fn knn_top1(
     Ok(correct as f32 / test.len() as f32)
 }
 
-/// Linear probe: a softmax classifier trained with Adam on standardised, frozen features.
-pub fn linear_probe(
-    train: &Features,
-    test: &Features,
-    epochs: usize,
-    seed: u64,
-    device: &Device,
-) -> Result<f32> {
-    let train_labels = train.labels_u32("linear probe train")?;
-    let test_labels = test.labels_u32("linear probe test")?;
-    let classes = train_labels
-        .iter()
-        .chain(&test_labels)
-        .max()
-        .map_or(0, |&m| m as usize + 1);
+/// Both feature sets standardised per dimension with the train set's mean and standard deviation
+/// (frozen features have arbitrary scales per dimension).
+fn standardise(train: &Features, test: &Features) -> (Vec<f32>, Vec<f32>) {
     let d = train.dim;
-    // Standardise with train statistics (frozen features have arbitrary scales per dimension).
     let n = train.len() as f64;
     let mut mean = vec![0f64; d];
     let mut var = vec![0f64; d];
@@ -203,7 +213,26 @@ pub fn linear_probe(
             })
             .collect()
     };
-    let (xtr, xte) = (norm(train), norm(test));
+    (norm(train), norm(test))
+}
+
+/// Linear probe: a softmax classifier trained with Adam on standardised, frozen features.
+pub fn linear_probe(
+    train: &Features,
+    test: &Features,
+    epochs: usize,
+    seed: u64,
+    device: &Device,
+) -> Result<f32> {
+    let train_labels = train.labels_u32("linear probe train")?;
+    let test_labels = test.labels_u32("linear probe test")?;
+    let classes = train_labels
+        .iter()
+        .chain(&test_labels)
+        .max()
+        .map_or(0, |&m| m as usize + 1);
+    let d = train.dim;
+    let (xtr, xte) = standardise(train, test);
     let ad = device.clone().autodiff();
     ad.seed(seed);
     let mut model: Linear = LinearConfig::new(d, classes).init(&ad);
@@ -292,6 +321,26 @@ impl EvalOptions {
             probe_epochs: None,
         }
     }
+
+    /// Refuses settings that would print a meaningless accuracy: k = 0, a temperature that is
+    /// not a positive finite number, a probe of 0 epochs.
+    pub fn validate(&self) -> Result<()> {
+        if self.knn_k == 0 {
+            return Err(Error::Config("kNN k must be at least 1".into()));
+        }
+        if !(self.knn_t.is_finite() && self.knn_t > 0.0) {
+            return Err(Error::Config(format!(
+                "kNN temperature {} must be a positive number",
+                self.knn_t
+            )));
+        }
+        if self.probe_epochs == Some(0) {
+            return Err(Error::Config(
+                "linear probe epochs must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Embeds bank and test with the backbone and scores them. `progress` gets ("bank" or "test",
@@ -305,6 +354,7 @@ pub fn evaluate(
     opts: EvalOptions,
     progress: &mut dyn FnMut(&'static str, usize, usize),
 ) -> Result<Scores> {
+    opts.validate()?;
     let fb = embed(
         encoder,
         bank.clone(),
@@ -390,6 +440,43 @@ mod tests {
         assert_eq!(knn_top1(&bank, &q, 5, 0.1, &dev).unwrap(), 1.0);
         // Flat temperature: the majority wins.
         assert_eq!(knn_top1(&bank, &q, 5, 100.0, &dev).unwrap(), 0.0);
+    }
+
+    #[test]
+    fn top_k_is_exact_ordered_and_breaks_ties_by_index() {
+        let row = [0.5, 0.9, -1.0, 0.9, 0.1, 0.7];
+        assert_eq!(top_k(&row, 3), vec![1, 3, 5]);
+        assert_eq!(top_k(&row, 6), vec![1, 3, 5, 0, 4, 2]);
+        assert_eq!(top_k(&row, 1), vec![1]);
+        // A long row against a full sort.
+        let mut rng = Rng::new(9);
+        let long: Vec<f32> = (0..5000).map(|_| rng.normal() as f32).collect();
+        let mut all: Vec<usize> = (0..long.len()).collect();
+        all.sort_by(|a, b| long[*b].total_cmp(&long[*a]));
+        assert_eq!(top_k(&long, 200), all[..200].to_vec());
+    }
+
+    #[test]
+    fn knn_refuses_meaningless_settings() {
+        let dev = Device::flex();
+        let (tr, te) = (clusters(30, 1, 0.1), clusters(9, 2, 0.1));
+        for (k, t) in [
+            (0, 0.1),
+            (5, 0.0),
+            (5, -1.0),
+            (5, f32::NAN),
+            (5, f32::INFINITY),
+        ] {
+            let e = knn_top1(&tr, &te, k, t, &dev).unwrap_err();
+            assert!(matches!(e, Error::Config(_)), "k {k} T {t}: {e}");
+        }
+        let zero_probe = EvalOptions {
+            probe_epochs: Some(0),
+            ..EvalOptions::knn_only()
+        };
+        assert!(zero_probe.validate().is_err());
+        // k above the bank size uses the whole bank.
+        assert!(knn_top1(&tr, &te, 500, 0.1, &dev).unwrap() > 0.95);
     }
 
     #[test]

@@ -104,3 +104,34 @@ fn wgpu_augmentation_matches_the_cpu_pipeline() {
         assert!(diff < 1e-3, "{p:?}: max |cpu - wgpu| = {diff}");
     }
 }
+
+/// kNN with the protocol's k = 200 on wgpu: the device's top-k returned -1 indices there (and the
+/// evaluation panicked at the end of every GPU run); the neighbours are now chosen on the host,
+/// so both backends score the same.
+#[test]
+fn wgpu_knn_with_k_200_matches_cpu() {
+    use leoclr_core::eval::{Features, knn_top1};
+    use leoclr_data::Rng;
+    if std::env::var("LEOCLR_SKIP_WGPU").is_ok_and(|v| v == "1") {
+        eprintln!("LEOCLR_SKIP_WGPU=1: skipped");
+        return;
+    }
+    let dim = 16;
+    let features = |n: usize, seed: u64| {
+        let mut rng = Rng::new(seed);
+        let mut data = Vec::with_capacity(n * dim);
+        let mut labels = Vec::with_capacity(n);
+        for i in 0..n {
+            let class = i % 4;
+            data.extend((0..dim).map(|j| (j % 4 == class) as u8 as f32 + rng.normal() as f32));
+            labels.push(Some(class as u32));
+        }
+        Features { dim, data, labels }
+    };
+    let (bank, test) = (features(1200, 1), features(300, 2));
+    let cpu = knn_top1(&bank, &test, 200, 0.1, &BackendKind::Cpu.device()).unwrap();
+    let gpu = knn_top1(&bank, &test, 200, 0.1, &BackendKind::Wgpu.device()).unwrap();
+    eprintln!("kNN cpu {cpu} wgpu {gpu}");
+    assert!(cpu > 0.5, "{cpu}");
+    assert!((cpu - gpu).abs() <= 0.01, "cpu {cpu} vs wgpu {gpu}");
+}
