@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 cargo build --workspace --all-targets
 "$CARGO_TARGET_DIR/debug/leoclr" train --data assets/fashion-mnist-subset --backbone tiny \
-  --small-stem false --epochs 8 --batch 256 --out runs/demo "$@"
+  --small-stem false --epochs 8 --batch 256 --out runs/demo --overwrite "$@"

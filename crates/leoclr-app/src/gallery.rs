@@ -9,6 +9,8 @@ use leoclr_core::eval::{Output, embed};
 use leoclr_core::infer::{normalize_rows, pca_2d};
 use leoclr_data::{AugmentConfig, Dataset};
 
+use crate::error::{AppError, Result};
+
 pub struct Gallery {
     pub model_id: u64,
     pub dataset: Arc<Dataset>,
@@ -28,7 +30,7 @@ impl Gallery {
         aug: &AugmentConfig,
         device: &Device,
         progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<Self, String> {
+    ) -> Result<Self> {
         let f = embed(
             encoder,
             dataset.clone(),
@@ -37,8 +39,7 @@ impl Gallery {
             Output::Backbone,
             device,
             progress,
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         let mut features = f.data;
         normalize_rows(&mut features, f.dim);
         Ok(Self {
@@ -57,13 +58,13 @@ impl Gallery {
         dataset: Arc<Dataset>,
         dim: usize,
         mut features: Vec<f32>,
-    ) -> Result<Self, String> {
-        if dim == 0 || features.len() != dataset.len() * dim {
-            return Err(format!(
-                "{} embedding values do not fit {} images of dimension {dim}",
-                features.len(),
-                dataset.len()
-            ));
+    ) -> Result<Self> {
+        if dim == 0 || Some(features.len()) != dataset.len().checked_mul(dim) {
+            return Err(AppError::Embeddings {
+                values: features.len(),
+                images: dataset.len(),
+                dim,
+            });
         }
         normalize_rows(&mut features, dim);
         let labels = (0..dataset.len()).map(|i| dataset.label(i)).collect();

@@ -1,8 +1,11 @@
 //! Background jobs: a closure on a worker thread that reports progress and a result through a
-//! channel. The UI polls once a frame; the worker wakes it with `request_repaint`.
+//! channel. The UI polls once a frame; the worker wakes it with `request_repaint`. In the browser
+//! (no threads) the work runs after the frame that asked for it, not inside it.
 
 use crossbeam_channel::{Receiver, unbounded};
 use eframe::egui;
+
+use crate::error::{AppError, Result};
 
 /// Work done so far, for a progress bar.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -24,7 +27,7 @@ impl Progress {
 enum Msg<T> {
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     Progress(Progress),
-    Done(Result<T, String>),
+    Done(Result<T>),
 }
 
 pub struct Job<T> {
@@ -37,17 +40,18 @@ impl<T: Send + 'static> Job<T> {
     pub fn spawn(
         label: impl Into<String>,
         ctx: &egui::Context,
-        work: impl FnOnce(&mut dyn FnMut(usize, usize)) -> Result<T, String> + Send + 'static,
+        work: impl FnOnce(&mut dyn FnMut(usize, usize)) -> Result<T> + Send + 'static,
     ) -> Self {
         let (tx, rx) = unbounded();
         let ctx = ctx.clone();
-        // No threads in the browser: the work runs now and its result waits for the next poll.
+        // No threads in the browser: the work runs once the current frame has returned to the
+        // browser, and its result waits for the next poll.
         #[cfg(target_arch = "wasm32")]
-        {
+        wasm_bindgen_futures::spawn_local(async move {
             let mut report = |_, _| {};
             let _ = tx.send(Msg::Done(work(&mut report)));
             ctx.request_repaint();
-        }
+        });
         #[cfg(not(target_arch = "wasm32"))]
         std::thread::Builder::new()
             .name("leoclr-app-job".into())
@@ -58,7 +62,7 @@ impl<T: Send + 'static> Job<T> {
                 };
                 let res =
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut report)))
-                        .unwrap_or_else(|_| Err("the job failed unexpectedly (panic)".into()));
+                        .unwrap_or(Err(AppError::Panic("the job")));
                 let _ = tx.send(Msg::Done(res));
                 ctx.request_repaint();
             })
@@ -71,7 +75,7 @@ impl<T: Send + 'static> Job<T> {
     }
 
     /// Takes the result once the job is done.
-    pub fn poll(&mut self) -> Option<Result<T, String>> {
+    pub fn poll(&mut self) -> Option<Result<T>> {
         while let Ok(m) = self.rx.try_recv() {
             match m {
                 Msg::Progress(p) => self.progress = p,

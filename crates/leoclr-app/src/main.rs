@@ -126,7 +126,8 @@ impl Shell {
                 _ => {}
             }
         }
-        let busy = self.app.shared.gallery_job.is_some() || self.app.training.is_running();
+        let busy =
+            self.app.shared.workspace.gallery_job.is_some() || self.app.training.is_running();
         if t.frames > 30 && !busy {
             let path = t.dir.join(format!("{}.png", tab.name().to_lowercase()));
             let pending = t.pending.clone();

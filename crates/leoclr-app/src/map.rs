@@ -3,7 +3,9 @@
 
 use eframe::egui::{self, Color32, Pos2, Rect};
 
-use crate::app::{Shared, class_name, image_label};
+use crate::panel::{Action, Panel};
+use crate::shared::Shared;
+use crate::widgets::{class_name, image_label};
 
 /// Ten well-separated colours (Tableau 10), repeated for more classes.
 pub const PALETTE: [Color32; 10] = [
@@ -38,9 +40,11 @@ impl MapState {
     pub fn point_pos(&self, i: usize) -> Option<Pos2> {
         self.screen.get(i).copied()
     }
+}
 
-    /// Draws the map; returns the image clicked, if any.
-    pub fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) -> Option<usize> {
+impl Panel for MapState {
+    /// Draws the map; a click on a point asks for its neighbours.
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) -> Option<Action> {
         let ready = egui::Panel::top("map-top")
             .show(ui, |ui| {
                 shared
@@ -48,7 +52,7 @@ impl MapState {
                     .map(|g| (g.labels.clone(), g.map().to_vec()))
             })
             .inner;
-        let (Some(ds), Some((labels, pts))) = (shared.dataset.clone(), ready) else {
+        let (Some(ds), Some((labels, pts))) = (shared.workspace.dataset().cloned(), ready) else {
             self.screen.clear();
             egui::CentralPanel::default().show(ui, |_| {});
             return None;
@@ -104,7 +108,7 @@ impl MapState {
                     egui::Stroke::new(2.0, ui.visuals().strong_text_color()),
                 );
                 if resp.clicked() {
-                    clicked = Some(i);
+                    clicked = Some(Action::Retrieve(i));
                 }
             }
         });

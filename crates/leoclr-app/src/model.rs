@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use burn::tensor::Device;
 use leoclr_core::checkpoint::{self, Meta};
 use leoclr_core::encoder::Encoder;
-use leoclr_core::run::augment;
 use leoclr_data::AugmentConfig;
+
+use crate::error::Result;
 
 pub struct LoadedModel {
     /// Changes with every load, so cached embeddings know they are stale.
@@ -23,35 +24,22 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl LoadedModel {
     /// Reads a checkpoint; the error names the file and the problem. Reads only.
-    pub fn load(path: &Path, device: &Device) -> Result<Self, String> {
-        let loaded = checkpoint::load_encoder(path, device).map_err(|e| e.to_string())?;
+    pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        let loaded = checkpoint::load_encoder(path, device)?;
         Self::from_parts(path, loaded)
     }
 
     /// A model from bytes in memory (the browser's bundled model); `name` names it in errors.
-    pub fn from_bytes(name: &Path, bytes: &[u8], device: &Device) -> Result<Self, String> {
-        let loaded =
-            checkpoint::load_encoder_from_bytes(name, bytes, device).map_err(|e| e.to_string())?;
+    pub fn from_bytes(name: &Path, bytes: &[u8], device: &Device) -> Result<Self> {
+        let loaded = checkpoint::load_encoder_from_bytes(name, bytes, device)?;
         Self::from_parts(name, loaded)
     }
 
-    fn from_parts(path: &Path, (encoder, meta): (Encoder, Meta)) -> Result<Self, String> {
-        let channels = meta.config.model.in_channels;
-        let saved = meta
-            .extra
-            .get("augment")
-            .and_then(|v| serde_json::from_value::<AugmentConfig>(v.clone()).ok());
-        let aug = match saved {
-            Some(a) if a.mean.len() == channels => a,
-            _ => {
-                let size = meta
-                    .extra
-                    .get("view_size")
-                    .and_then(|v| v.as_u64())
-                    .map_or(32, |v| v as usize);
-                augment(channels, size, None).map_err(|e| e.to_string())?
-            }
-        };
+    fn from_parts(path: &Path, (encoder, meta): (Encoder, Meta)) -> Result<Self> {
+        // 32 px when a file records no view size at all.
+        let aug = meta
+            .run
+            .eval_augment(meta.config.model.in_channels, None, 32)?;
         Ok(Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             path: path.to_path_buf(),

@@ -6,7 +6,10 @@ use leoclr_core::eval::Output;
 use leoclr_core::infer::{embed_views, model_input, nearest};
 use leoclr_data::ImageU8;
 
-use crate::app::{Shared, class_name, image_label, thumb_grid};
+use crate::jobs::Job;
+use crate::panel::{Action, Panel};
+use crate::shared::Shared;
+use crate::widgets::{GRID_PANEL_WIDTH, class_name, image_label, thumb_grid};
 
 pub enum Query {
     /// An image of the dataset.
@@ -32,10 +35,19 @@ pub struct Results {
     query_tex: Option<egui::TextureHandle>,
 }
 
+/// The backbone feature of a query file under a model, once embedded.
+struct FileFeature {
+    key: (String, u64),
+    /// `None` while its job runs.
+    feature: Option<Vec<f32>>,
+    job: Option<Job<Vec<f32>>>,
+}
+
 pub struct RetrievalState {
     pub query: Option<Query>,
     pub k: usize,
     pub results: Option<Results>,
+    file: Option<FileFeature>,
 }
 
 impl Default for RetrievalState {
@@ -44,51 +56,81 @@ impl Default for RetrievalState {
             query: None,
             k: 10,
             results: None,
+            file: None,
         }
     }
 }
 
 impl RetrievalState {
+    /// The query file's feature: `None` while it is being embedded (a job is started for a new
+    /// file or model).
+    fn file_feature(
+        &mut self,
+        ctx: &egui::Context,
+        name: &str,
+        image: &ImageU8,
+        shared: &Shared,
+    ) -> Option<Vec<f32>> {
+        let m = shared.workspace.model.as_ref()?;
+        let key = (name.to_string(), m.id);
+        if let Some(f) = self.file.as_ref().filter(|f| f.key == key) {
+            return f.feature.clone();
+        }
+        let (aug, enc, dev) = (
+            m.aug.clone(),
+            m.encoder.clone(),
+            shared.workspace.device.clone(),
+        );
+        let x = model_input(image, &aug);
+        let job = Job::spawn("embedding the query", ctx, move |_| {
+            let mut v = embed_views(
+                &enc,
+                &[&x],
+                aug.mean.len(),
+                aug.size,
+                Output::Backbone,
+                &dev,
+            )?;
+            Ok(v.remove(0))
+        });
+        self.file = Some(FileFeature {
+            key,
+            feature: None,
+            job: Some(job),
+        });
+        None
+    }
+
     fn search(&mut self, ctx: &egui::Context, shared: &mut Shared) {
-        let Some(q) = &self.query else {
+        let Some(q) = self.query.take() else {
             self.results = None;
             return;
         };
-        let model_id = shared.model.as_ref().map_or(0, |m| m.id);
+        self.search_for(&q, ctx, shared);
+        self.query = Some(q);
+    }
+
+    fn search_for(&mut self, q: &Query, ctx: &egui::Context, shared: &mut Shared) {
+        let model_id = shared.workspace.model.as_ref().map_or(0, |m| m.id);
         let key = (q.key(), self.k, model_id);
         if self.results.as_ref().is_some_and(|r| r.key == key) {
             return;
         }
-        let (Some(m), Some(ds)) = (shared.model.as_ref(), shared.dataset.clone()) else {
+        let Some(ds) = shared.workspace.dataset().cloned() else {
             return;
         };
-        let (aug, enc, dev) = (m.aug.clone(), m.encoder.clone(), shared.device.clone());
-        // A file is embedded here (one image: milliseconds); dataset images are in the gallery.
+        // Dataset images are in the gallery; a file is embedded on a worker thread first.
         let (file_feature, tex) = match q {
             Query::Index(_) => (None, None),
-            Query::File { name, image } => {
-                let x = model_input(image, &aug);
-                match embed_views(
-                    &enc,
-                    &[&x],
-                    aug.mean.len(),
-                    aug.size,
-                    Output::Backbone,
-                    &dev,
-                ) {
-                    Ok(mut v) => (
-                        Some(v.remove(0)),
-                        Some(crate::thumbs::texture(ctx, format!("query-{name}"), image)),
-                    ),
-                    Err(e) => {
-                        shared.error(format!("{name}: {e}"));
-                        self.query = None;
-                        return;
-                    }
-                }
-            }
+            Query::File { name, image } => match self.file_feature(ctx, name, image, shared) {
+                Some(f) => (
+                    Some(f),
+                    Some(crate::thumbs::texture(ctx, format!("query-{name}"), image)),
+                ),
+                None => return,
+            },
         };
-        let Some(g) = shared.current_gallery() else {
+        let Some(g) = shared.workspace.current_gallery() else {
             return;
         };
         let (feature, exclude, label) = match (q, file_feature) {
@@ -111,11 +153,29 @@ impl RetrievalState {
             query_tex: tex,
         });
     }
+}
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+impl Panel for RetrievalState {
+    fn poll(&mut self, shared: &mut Shared) {
+        let Some(f) = &mut self.file else { return };
+        let Some(res) = f.job.as_mut().and_then(|j| j.poll()) else {
+            return;
+        };
+        f.job = None;
+        match res {
+            Ok(v) => f.feature = Some(v),
+            Err(e) => {
+                shared.status.error(format!("{}: {e}", f.key.0));
+                self.file = None;
+                self.query = None;
+            }
+        }
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) -> Option<Action> {
         egui::Panel::left("retrieval-grid")
             .resizable(false)
-            .exact_size(crate::app::GRID_PANEL_WIDTH)
+            .exact_size(GRID_PANEL_WIDTH)
             .show(ui, |ui| {
                 ui.label("Click an image, or drop an image file on the window.");
                 let sel = match self.query {
@@ -134,8 +194,12 @@ impl RetrievalState {
                 return;
             }
             self.search(ui.ctx(), shared);
-            let (Some(r), Some(ds)) = (&self.results, shared.dataset.clone()) else {
-                ui.label("Choose a query image.");
+            let (Some(r), Some(ds)) = (&self.results, shared.workspace.dataset().cloned()) else {
+                if self.file.as_ref().is_some_and(|f| f.job.is_some()) {
+                    ui.label("Embedding the query image…");
+                } else {
+                    ui.label("Choose a query image.");
+                }
                 return;
             };
             ui.horizontal(|ui| match &self.query {
@@ -186,5 +250,6 @@ impl RetrievalState {
                     });
                 });
         });
+        None
     }
 }

@@ -4,16 +4,17 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
 
 use burn::tensor::{Device, Tensor};
 use eframe::egui;
 use egui_plot::{Line, Plot, PlotPoints};
-use leoclr_core::run::augment;
-use leoclr_core::{Backbone, Method, ModelConfig, OriginalBranch, TrainConfig, Trainer};
-use leoclr_data::{AugmentConfig, Dataset, Loader, LoaderConfig};
+use leoclr_core::Backbone;
+use leoclr_core::run::{DataSpec, ModelSpec, Plan, RunSpec, Sets, view_size};
+use leoclr_core::session::{ReadLoss, Session};
 
-use crate::app::Shared;
+use crate::error::{AppError, Result};
+use crate::panel::{Action, Panel};
+use crate::shared::Shared;
 
 /// Losses arrive here, possibly after the frame that asked (web readback is a promise).
 type Losses = Rc<RefCell<Vec<[f64; 2]>>>;
@@ -24,7 +25,7 @@ pub struct TrainHere {
     pub device_name: String,
     pub batch: usize,
     pub running: bool,
-    trainer: Option<(Trainer, Arc<Dataset>, AugmentConfig, LoaderConfig)>,
+    session: Option<Session>,
     pub losses: Losses,
     in_flight: Rc<RefCell<usize>>,
     pub steps: usize,
@@ -44,7 +45,7 @@ impl TrainHere {
             device_name: device_name.into(),
             batch: 32,
             running: false,
-            trainer: None,
+            session: None,
             losses: Rc::default(),
             in_flight: Rc::default(),
             steps: 0,
@@ -52,57 +53,71 @@ impl TrainHere {
         }
     }
 
-    /// A fresh tiny LeOCLR model on the open dataset (queue and batch sized for a small gallery).
-    fn setup(&mut self, shared: &Shared) -> Result<(), String> {
-        let ds = shared.dataset.clone().ok_or("open a dataset first")?;
-        // At most 28 px: a browser step stays well under a second on the CPU backend.
-        let size = 28.min(leoclr_core::run::view_size(&ds, None).map_err(|e| e.to_string())?);
-        let aug = augment(ds.channels, size, None).map_err(|e| e.to_string())?;
-        let model = ModelConfig::new(Backbone::Tiny, ds.channels, false);
-        let loader = LoaderConfig::train(self.batch, 0);
-        let steps = Loader::num_batches(ds.len(), &loader);
-        let cfg = TrainConfig {
-            method: Method::Leoclr {
-                original_branch: OriginalBranch::Key,
+    /// The run this panel trains: a fresh tiny LeOCLR model on the open dataset, with the queue
+    /// and batch sized for a small gallery and views of at most 28 px (a browser step stays well
+    /// under a second on the CPU backend). Every other setting is `leoclr train`'s default.
+    pub fn spec(&self, size: usize) -> RunSpec {
+        RunSpec {
+            data: DataSpec {
+                size: Some(size),
+                ..DataSpec::default()
             },
-            batch_size: self.batch,
-            queue_size: 256,
+            model: ModelSpec {
+                backbone: Backbone::Tiny,
+                small_stem: Some(false),
+                ..ModelSpec::default()
+            },
+            batch: self.batch,
+            queue: 256,
             epochs: 1000,
-            ..TrainConfig::small(model)
-        };
-        let mut t = Trainer::new(cfg, &self.device, steps.max(1)).map_err(|e| e.to_string())?;
+            ..RunSpec::default()
+        }
+    }
+
+    fn setup(&mut self, shared: &Shared) -> Result<()> {
+        let ds = shared
+            .workspace
+            .dataset()
+            .cloned()
+            .ok_or(AppError::NoDataset)?;
+        let spec = self.spec(28.min(view_size(&ds, None)?));
+        let plan = Plan::with_sets(spec, Sets::train_only(ds))?;
+        let mut session = plan.session(&self.device)?;
+        // Losses are read by this panel (asynchronously on the web), never by the session.
+        session.read_loss = ReadLoss::Never;
         // Real negatives from the start, so the curve falls instead of first climbing while the
         // random initial queue is replaced.
-        let warm = t.config.queue_size.div_ceil(self.batch).min(steps.max(1));
-        for i in 0..warm {
-            let b = Loader::batch(&ds, &aug, &loader, usize::MAX, i).map_err(|e| e.to_string())?;
-            t.warm_queue(&b);
-        }
-        self.trainer = Some((t, ds, aug, loader));
+        session.warm_queue(plan.config.queue_size.div_ceil(self.batch))?;
+        self.session = Some(session);
         self.losses.borrow_mut().clear();
         self.steps = 0;
         Ok(())
     }
 
     /// One training step (called once a frame while running).
-    pub fn step(&mut self) -> Result<(), String> {
+    pub fn step(&mut self) -> Result<()> {
         // Do not queue more GPU work than the readbacks keep up with.
         if *self.in_flight.borrow() > 1 {
             return Ok(());
         }
-        let Some((t, ds, aug, loader)) = &mut self.trainer else {
+        let Some(session) = &mut self.session else {
             return Ok(());
         };
-        let per_epoch = t.steps_per_epoch;
-        let (epoch, index) = (t.step / per_epoch, t.step % per_epoch);
-        let batch = Loader::batch(ds, aug, loader, epoch, index).map_err(|e| e.to_string())?;
-        let loss = t.step(&batch).map_err(|e| e.to_string())?;
-        if index + 1 == per_epoch {
-            t.epoch += 1;
+        let event = match session.step()? {
+            Some(e) => e,
+            None => {
+                // The epoch is over: the next one starts with this step.
+                session.end_epoch();
+                let Some(e) = session.step()? else {
+                    return Ok(());
+                };
+                e
+            }
+        };
+        self.steps = event.step;
+        if let Some(loss) = session.take_loss() {
+            self.read_loss(event.step as f64, loss);
         }
-        let step = t.step;
-        self.steps = step;
-        self.read_loss(step as f64, loss);
         Ok(())
     }
 
@@ -126,33 +141,33 @@ impl TrainHere {
             *in_flight.borrow_mut() -= 1;
         });
     }
+}
 
-    pub fn poll(&mut self, _shared: &mut Shared) {}
-
-    pub fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+impl Panel for TrainHere {
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) -> Option<Action> {
         egui::CentralPanel::default().show(ui, |ui| {
             ui.heading("Train here");
             ui.label(format!(
                 "LeOCLR (tiny ResNet, batch {}) on the {} gallery images, in this window, on {}.",
                 self.batch,
-                shared.dataset.as_ref().map_or(0, |d| d.len()),
+                shared.workspace.dataset().map_or(0, |d| d.len()),
                 self.device_name
             ));
             ui.horizontal(|ui| {
                 let label = if self.running { "Pause" } else { "Start" };
                 let b = ui.button(label);
-                shared.mark("button:train", b.rect);
+                shared.status.mark("button:train", b.rect);
                 if b.clicked() {
-                    if self.trainer.is_none()
+                    if self.session.is_none()
                         && let Err(e) = self.setup(shared)
                     {
-                        self.error = Some(e);
+                        self.error = Some(e.to_string());
                     }
-                    self.running = self.trainer.is_some() && !self.running;
+                    self.running = self.session.is_some() && !self.running;
                 }
                 if ui.button("Reset").clicked() {
                     self.running = false;
-                    self.trainer = None;
+                    self.session = None;
                     self.losses.borrow_mut().clear();
                     self.steps = 0;
                 }
@@ -166,7 +181,7 @@ impl TrainHere {
             }
             if self.running {
                 if let Err(e) = self.step() {
-                    self.error = Some(e);
+                    self.error = Some(e.to_string());
                     self.running = false;
                 }
                 ui.ctx().request_repaint();
@@ -182,5 +197,6 @@ impl TrainHere {
                     }
                 });
         });
+        None
     }
 }

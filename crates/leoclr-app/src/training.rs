@@ -8,10 +8,15 @@ use crossbeam_channel::{Receiver, unbounded};
 use eframe::egui;
 use egui_plot::{Line, Plot, PlotPoints, Points};
 use leoclr_core::augment_device::AugmentOn;
-use leoclr_core::run::{Control, EpochRecord, Outcome, Run, RunEvent, RunSpec, read_metrics};
-use leoclr_core::{Backbone, BackendKind, OriginalBranch};
+use leoclr_core::run::{
+    Control, EpochRecord, Existing, Outcome, Run, RunEvent, RunSpec, read_metrics,
+};
+use leoclr_core::{Backbone, BackendKind, Method, OriginalBranch};
 
-use crate::app::Shared;
+use crate::error::AppError;
+use crate::panel::{Action, Panel};
+use crate::shared::Shared;
+use crate::widgets::choice;
 
 /// What the worker sends.
 pub enum TrainMsg {
@@ -24,11 +29,11 @@ pub enum TrainMsg {
     },
     Event(RunEvent),
     Done(Outcome),
-    Failed(String),
+    Failed(AppError),
 }
 
 pub enum Start {
-    New(Box<RunSpec>),
+    New(Box<RunSpec>, Existing),
     Resume(PathBuf),
 }
 
@@ -43,7 +48,7 @@ impl TrainJob {
         let (tx, rx) = unbounded();
         let control = Arc::new(Control::default());
         let dir = match &start {
-            Start::New(s) => s.out.clone(),
+            Start::New(s, _) => s.out.clone(),
             Start::Resume(d) => d.clone(),
         };
         let (c, ctx) = (control.clone(), ctx.clone());
@@ -56,20 +61,24 @@ impl TrainJob {
                 };
                 let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     let mut run = match start {
-                        Start::New(spec) => Run::create(*spec, None)?,
+                        Start::New(spec, existing) => {
+                            let mut run = Run::create(*spec, None)?;
+                            run.existing = existing;
+                            run
+                        }
                         Start::Resume(dir) => Run::resume(&dir)?,
                     };
-                    let t = &run.trainer;
+                    let t = run.trainer();
                     send(TrainMsg::Started {
                         summary: format!(
                             "{} on {} ({} images, {}px), {:?}, backend {}, augment on {}",
                             t.config.method.label(),
-                            run.sets.train.name,
-                            run.sets.train.len(),
-                            run.view_size,
+                            run.plan.sets.train.name,
+                            run.plan.sets.train.len(),
+                            run.plan.view_size,
                             t.config.model.backbone,
-                            run.spec.backend,
-                            run.spec.augment_on
+                            run.spec().backend,
+                            run.spec().augment_on
                         ),
                         epoch: t.epoch,
                         epochs: t.config.epochs,
@@ -84,10 +93,8 @@ impl TrainJob {
                 }));
                 match res {
                     Ok(Ok(o)) => send(TrainMsg::Done(o)),
-                    Ok(Err(e)) => send(TrainMsg::Failed(e.to_string())),
-                    Err(_) => send(TrainMsg::Failed(
-                        "training failed unexpectedly (panic)".into(),
-                    )),
+                    Ok(Err(e)) => send(TrainMsg::Failed(e.into())),
+                    Err(_) => send(TrainMsg::Failed(AppError::Panic("training"))),
                 }
             })
             .expect("spawn training thread");
@@ -121,15 +128,17 @@ impl MethodChoice {
         }
     }
 
-    fn apply(self, spec: &mut RunSpec) {
-        let (m, b) = match self {
-            Self::LeoclrKey => ("leoclr", OriginalBranch::Key),
-            Self::LeoclrQuery => ("leoclr", OriginalBranch::Query),
-            Self::MocoSym => ("mocov2", OriginalBranch::Key),
-            Self::MocoAsym => ("mocov2-asym", OriginalBranch::Key),
-        };
-        spec.method = m.into();
-        spec.original_branch = b;
+    fn method(self) -> Method {
+        match self {
+            Self::LeoclrKey => Method::Leoclr {
+                original_branch: OriginalBranch::Key,
+            },
+            Self::LeoclrQuery => Method::Leoclr {
+                original_branch: OriginalBranch::Query,
+            },
+            Self::MocoSym => Method::Mocov2 { symmetric: true },
+            Self::MocoAsym => Method::Mocov2 { symmetric: false },
+        }
     }
 }
 
@@ -156,6 +165,8 @@ impl Curves {
 pub struct TrainingState {
     pub spec: RunSpec,
     pub method: MethodChoice,
+    /// Replace a run already in the run directory (otherwise Start refuses it).
+    pub overwrite: bool,
     /// 0: the whole dataset.
     pub limit: usize,
     pub job: Option<TrainJob>,
@@ -182,6 +193,7 @@ impl Default for TrainingState {
         Self {
             spec,
             method: MethodChoice::LeoclrKey,
+            overwrite: false,
             limit: 0,
             job: None,
             paused: false,
@@ -200,16 +212,26 @@ impl TrainingState {
         self.job.is_some()
     }
 
-    /// Starts a new run with the form's settings on the app's dataset path.
-    pub fn start(&mut self, shared: &Shared, ctx: &egui::Context) {
+    /// Starts a new run with the form's settings on the dataset the app has open.
+    pub fn start(&mut self, shared: &mut Shared, ctx: &egui::Context) {
+        let Some(data) = &shared.workspace.data else {
+            shared.status.error(AppError::NoDataset.to_string());
+            return;
+        };
         let mut spec = self.spec.clone();
-        spec.data.data = PathBuf::from(shared.data_path.trim());
+        spec.data.data = data.path.clone();
+        spec.data.split = data.split;
         spec.data.limit = (self.limit > 0).then_some(self.limit);
-        self.method.apply(&mut spec);
+        spec.model.set_method(self.method.method());
         self.curves = Curves::default();
         self.paused = false;
         self.status = "starting…".into();
-        self.job = Some(TrainJob::spawn(Start::New(Box::new(spec)), ctx));
+        let existing = if self.overwrite {
+            Existing::Replace
+        } else {
+            Existing::Refuse
+        };
+        self.job = Some(TrainJob::spawn(Start::New(Box::new(spec), existing), ctx));
     }
 
     pub fn resume(&mut self, dir: PathBuf, ctx: &egui::Context) {
@@ -225,7 +247,7 @@ impl TrainingState {
             Ok(records) => {
                 let ckpt = dir.join(leoclr_core::checkpoint::FILE_NAME);
                 if records.is_empty() && !ckpt.exists() {
-                    shared.error(format!(
+                    shared.status.error(format!(
                         "{}: not a run directory (no metrics.jsonl or checkpoint)",
                         dir.display()
                     ));
@@ -236,15 +258,15 @@ impl TrainingState {
                 self.curves.steps_per_epoch =
                     records.first().map_or(0, |r| r.step / r.epoch.max(1));
                 self.curves.epochs = records;
-                shared.info(format!("opened run {}", dir.display()));
+                shared.status.info(format!("opened run {}", dir.display()));
                 self.opened = Some(dir);
             }
-            Err(e) => shared.error(e.to_string()),
+            Err(e) => shared.status.error(e.to_string()),
         }
     }
 
     /// Consumes the worker's messages (called every frame, whatever tab is shown).
-    pub fn poll(&mut self, shared: &mut Shared) {
+    fn poll_job(&mut self, shared: &mut Shared) {
         let Some(job) = &self.job else { return };
         let mut finished = false;
         while let Ok(m) = job.rx.try_recv() {
@@ -311,7 +333,7 @@ impl TrainingState {
                 }
                 TrainMsg::Failed(e) => {
                     self.status = format!("failed: {e}");
-                    shared.error(format!("training failed: {e}"));
+                    shared.status.error(format!("training failed: {e}"));
                     finished = true;
                 }
             }
@@ -330,67 +352,19 @@ impl TrainingState {
         ui.add_enabled_ui(enabled, |ui| {
             egui::Grid::new("train-form").num_columns(2).show(ui, |ui| {
                 ui.label("data");
-                ui.label(shared.data_path.as_str());
+                match &shared.workspace.data {
+                    Some(d) => ui.label(d.path.display().to_string()),
+                    None => ui.weak("open a dataset (top bar)"),
+                };
                 ui.end_row();
                 let methods: Vec<_> = MethodChoice::ALL.map(|m| (m, m.label().to_string())).into();
                 choice(ui, "method", &mut self.method, &methods);
                 let backbones: Vec<_> = [Backbone::Tiny, Backbone::ResNet18, Backbone::ResNet50]
                     .map(|b| (b, format!("{b:?}")))
                     .into();
-                choice(ui, "backbone", &mut self.spec.backbone, &backbones);
+                choice(ui, "backbone", &mut self.spec.model.backbone, &backbones);
+                numeric_rows(ui, &mut self.spec, &mut self.limit);
                 let s = &mut self.spec;
-                let row = |ui: &mut egui::Ui, name: &str, w: egui::DragValue| {
-                    let l = ui.label(name);
-                    ui.add(w).labelled_by(l.id);
-                    ui.end_row();
-                };
-                row(
-                    ui,
-                    "epochs",
-                    egui::DragValue::new(&mut s.epochs).range(1..=10_000),
-                );
-                row(
-                    ui,
-                    "batch",
-                    egui::DragValue::new(&mut s.batch).range(2..=4096),
-                );
-                row(
-                    ui,
-                    "images (0 = all)",
-                    egui::DragValue::new(&mut self.limit).range(0..=10_000_000),
-                );
-                row(
-                    ui,
-                    "learning rate",
-                    egui::DragValue::new(&mut s.lr)
-                        .speed(0.001)
-                        .range(0.0..=10.0),
-                );
-                row(
-                    ui,
-                    "queue K",
-                    egui::DragValue::new(&mut s.queue).range(1..=1_000_000),
-                );
-                row(
-                    ui,
-                    "temperature T",
-                    egui::DragValue::new(&mut s.temperature)
-                        .speed(0.01)
-                        .range(0.001..=10.0),
-                );
-                row(
-                    ui,
-                    "momentum m",
-                    egui::DragValue::new(&mut s.momentum)
-                        .speed(0.001)
-                        .range(0.0..=1.0),
-                );
-                row(
-                    ui,
-                    "kNN every (epochs)",
-                    egui::DragValue::new(&mut s.eval_every).range(0..=1000),
-                );
-                row(ui, "seed", egui::DragValue::new(&mut s.seed));
                 let backends = [BackendKind::Cpu, BackendKind::Wgpu].map(|b| (b, b.to_string()));
                 choice(ui, "backend", &mut s.backend, &backends);
                 let places = [
@@ -411,11 +385,14 @@ impl TrainingState {
                     s.out = PathBuf::from(out);
                 }
                 ui.end_row();
+                ui.label("");
+                ui.checkbox(&mut self.overwrite, "replace a run already there");
+                ui.end_row();
             });
         });
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+    fn panel_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         egui::Panel::left("train-left")
             .resizable(false)
             .exact_size(340.0)
@@ -555,27 +532,70 @@ impl TrainingState {
     }
 }
 
-/// One labelled combo-box row of the form; the label is also its accessible name (what the tests
-/// find it by).
-fn choice<T: PartialEq + Copy>(
-    ui: &mut egui::Ui,
-    name: &str,
-    value: &mut T,
-    options: &[(T, String)],
-) {
-    ui.label(name);
-    let selected = options
-        .iter()
-        .find(|(v, _)| v == value)
-        .map_or(String::new(), |(_, l)| l.clone());
-    egui::ComboBox::from_id_salt(name)
-        .selected_text(selected)
-        .show_ui(ui, |ui| {
-            for (v, l) in options {
-                ui.selectable_value(value, *v, l.as_str());
-            }
-        })
-        .response
-        .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, name));
-    ui.end_row();
+/// The form's number fields, one labelled row each.
+fn numeric_rows(ui: &mut egui::Ui, spec: &mut RunSpec, limit: &mut usize) {
+    let s = spec;
+    let row = |ui: &mut egui::Ui, name: &str, w: egui::DragValue| {
+        let l = ui.label(name);
+        ui.add(w).labelled_by(l.id);
+        ui.end_row();
+    };
+    row(
+        ui,
+        "epochs",
+        egui::DragValue::new(&mut s.epochs).range(1..=10_000),
+    );
+    row(
+        ui,
+        "batch",
+        egui::DragValue::new(&mut s.batch).range(2..=4096),
+    );
+    row(
+        ui,
+        "images (0 = all)",
+        egui::DragValue::new(limit).range(0..=10_000_000),
+    );
+    row(
+        ui,
+        "learning rate",
+        egui::DragValue::new(&mut s.lr)
+            .speed(0.001)
+            .range(0.0..=10.0),
+    );
+    row(
+        ui,
+        "queue K",
+        egui::DragValue::new(&mut s.queue).range(1..=1_000_000),
+    );
+    row(
+        ui,
+        "temperature T",
+        egui::DragValue::new(&mut s.temperature)
+            .speed(0.01)
+            .range(0.001..=10.0),
+    );
+    row(
+        ui,
+        "momentum m",
+        egui::DragValue::new(&mut s.momentum)
+            .speed(0.001)
+            .range(0.0..=1.0),
+    );
+    row(
+        ui,
+        "kNN every (epochs)",
+        egui::DragValue::new(&mut s.eval_every).range(0..=1000),
+    );
+    row(ui, "seed", egui::DragValue::new(&mut s.seed));
+}
+
+impl Panel for TrainingState {
+    fn poll(&mut self, shared: &mut Shared) {
+        self.poll_job(shared);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) -> Option<Action> {
+        self.panel_ui(ui, shared);
+        None
+    }
 }

@@ -9,9 +9,13 @@ use leoclr_core::eval::Output;
 use leoclr_core::infer::{cosine, embed_views};
 use leoclr_core::run::{augment, view_size};
 use leoclr_data::augment::{crop_view, original_view, to_rgb8};
-use leoclr_data::{AugmentConfig, Dataset, Rng, ViewParams};
+use leoclr_data::{AugmentConfig, Dataset, Rng, View, ViewParams};
 
-use crate::app::{Shared, image_label, thumb_grid};
+use crate::error::Result;
+use crate::jobs::Job;
+use crate::panel::{Action, Panel};
+use crate::shared::Shared;
+use crate::widgets::{GRID_PANEL_WIDTH, image_label, thumb_grid};
 
 pub const CROP_COLORS: [Color32; 2] = [
     Color32::from_rgb(255, 140, 0),
@@ -40,6 +44,12 @@ pub struct Sample {
     pub similarity: Option<[f32; 3]>,
 }
 
+/// The similarities of a sample, embedded on a worker thread.
+struct SimilarityJob {
+    key: Key,
+    job: Job<[f32; 3]>,
+}
+
 pub struct ViewsState {
     pub selected: Option<usize>,
     /// Bumped by "Re-sample".
@@ -49,6 +59,7 @@ pub struct ViewsState {
     /// ColorJitter strength s: brightness, contrast, saturation s, hue s/4 (aug+ is 0.4).
     pub jitter: f64,
     pub sample: Option<Sample>,
+    similarity_job: Option<SimilarityJob>,
 }
 
 impl Default for ViewsState {
@@ -59,6 +70,7 @@ impl Default for ViewsState {
             scale: (0.2, 1.0),
             jitter: 0.4,
             sample: None,
+            similarity_job: None,
         }
     }
 }
@@ -87,13 +99,10 @@ pub fn describe(p: &ViewParams) -> String {
 
 impl ViewsState {
     /// The augmentation shown: the model's own (or the dataset's default) with the sliders applied.
-    pub fn augment(&self, ds: &Dataset, shared: &Shared) -> Result<AugmentConfig, String> {
-        let mut aug = match &shared.model {
+    pub fn augment(&self, ds: &Dataset, shared: &Shared) -> Result<AugmentConfig> {
+        let mut aug = match &shared.workspace.model {
             Some(m) if m.channels() == ds.channels => m.aug.clone(),
-            _ => {
-                let size = view_size(ds, None).map_err(|e| e.to_string())?;
-                augment(ds.channels, size, None).map_err(|e| e.to_string())?
-            }
+            _ => augment(ds.channels, view_size(ds, None)?, None)?,
         };
         aug.scale = (
             self.scale.0.min(self.scale.1),
@@ -116,7 +125,7 @@ impl ViewsState {
             seed: self.seed,
             scale: self.scale,
             jitter: self.jitter,
-            model: shared.model.as_ref().map_or(0, |m| m.id),
+            model: shared.workspace.model.as_ref().map_or(0, |m| m.id),
         };
         if self.sample.as_ref().is_some_and(|s| s.key == key) {
             return;
@@ -124,7 +133,7 @@ impl ViewsState {
         let img = match ds.get(index) {
             Ok(i) => i,
             Err(e) => {
-                shared.error(e.to_string());
+                shared.status.error(e.to_string());
                 self.sample = None;
                 return;
             }
@@ -132,7 +141,7 @@ impl ViewsState {
         let aug = match self.augment(ds, shared) {
             Ok(a) => a,
             Err(e) => {
-                shared.error(format!("augmentation settings: {e}"));
+                shared.status.error(format!("augmentation settings: {e}"));
                 return;
             }
         };
@@ -143,31 +152,8 @@ impl ViewsState {
             crop_view(&img, &aug, &mut rng),
             original_view(&img, &aug, Some(&mut rng)),
         ];
-        let similarity = match &shared.model {
-            Some(m) if m.channels() == ds.channels => {
-                let px: Vec<&[f32]> = views.iter().map(|v| v.pixels.as_slice()).collect();
-                match embed_views(
-                    &m.encoder,
-                    &px,
-                    ds.channels,
-                    aug.size,
-                    Output::Projection,
-                    &shared.device,
-                ) {
-                    Ok(z) => Some([
-                        cosine(&z[0], &z[2]),
-                        cosine(&z[1], &z[2]),
-                        cosine(&z[0], &z[1]),
-                    ]),
-                    Err(e) => {
-                        shared.error(e.to_string());
-                        None
-                    }
-                }
-            }
-            _ => None,
-        };
-        let tex = |name: &str, v: &leoclr_data::View| {
+        self.similarity_job = self.start_similarity(ctx, &key, &views, &aug, ds, shared);
+        let tex = |name: &str, v: &View| {
             let rgb = to_rgb8(&v.pixels, aug.size, &aug);
             ctx.load_texture(
                 name,
@@ -186,20 +172,147 @@ impl ViewsState {
                 (tex("views-crop2", &c2), c2.params),
                 (tex("views-orig", &o), o.params),
             ],
-            similarity,
+            similarity: None,
         });
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
-        let Some(ds) = shared.dataset.clone() else {
+    /// Embeds the three views with the model (when it fits the data) off the UI thread.
+    fn start_similarity(
+        &self,
+        ctx: &egui::Context,
+        key: &Key,
+        views: &[View; 3],
+        aug: &AugmentConfig,
+        ds: &Dataset,
+        shared: &Shared,
+    ) -> Option<SimilarityJob> {
+        let m = shared.workspace.model.as_ref()?;
+        if m.channels() != ds.channels {
+            return None;
+        }
+        let px: Vec<Vec<f32>> = views.iter().map(|v| v.pixels.clone()).collect();
+        let (enc, dev) = (m.encoder.clone(), shared.workspace.device.clone());
+        let (channels, size) = (ds.channels, aug.size);
+        let job = Job::spawn("similarity", ctx, move |_| {
+            let px: Vec<&[f32]> = px.iter().map(|v| v.as_slice()).collect();
+            let z = embed_views(&enc, &px, channels, size, Output::Projection, &dev)?;
+            Ok([
+                cosine(&z[0], &z[2]),
+                cosine(&z[1], &z[2]),
+                cosine(&z[0], &z[1]),
+            ])
+        });
+        Some(SimilarityJob {
+            key: key.clone(),
+            job,
+        })
+    }
+
+    /// Re-sample and the crop-scale and jitter sliders.
+    fn controls(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            if ui.button("Re-sample").clicked() {
+                self.seed = self.seed.wrapping_add(1);
+            }
+            ui.label("crop scale");
+            ui.add(
+                egui::Slider::new(&mut self.scale.0, 0.05..=1.0)
+                    .text("min")
+                    .fixed_decimals(2),
+            );
+            ui.add(
+                egui::Slider::new(&mut self.scale.1, 0.05..=1.0)
+                    .text("max")
+                    .fixed_decimals(2),
+            );
+            ui.add(
+                egui::Slider::new(&mut self.jitter, 0.0..=1.0)
+                    .text("jitter strength")
+                    .fixed_decimals(2),
+            );
+        });
+    }
+
+    /// The original with its crop boxes, the three views and their similarities.
+    fn show_sample(&self, ui: &mut egui::Ui, s: &Sample, ds: &Dataset) {
+        let index = self.selected.unwrap_or(0);
+        ui.heading(image_label(ds, index));
+        ui.horizontal(|ui| {
+            ui.vertical(|ui| {
+                ui.label("original, with the two crop boxes");
+                original_with_boxes(ui, s, 256.0);
+            });
+            ui.vertical(|ui| {
+                ui.label("as the encoders receive them");
+                ui.horizontal(|ui| {
+                    let names = ["crop 1 (query)", "crop 2 (query)", "original (key)"];
+                    for (k, (tex, p)) in s.views.iter().enumerate() {
+                        ui.vertical(|ui| {
+                            ui.set_width(150.0);
+                            let title = ui.label(names[k]);
+                            ui.add(
+                                egui::Image::new(tex).fit_to_exact_size(egui::vec2(128.0, 128.0)),
+                            )
+                            .labelled_by(title.id);
+                            ui.add(egui::Label::new(describe(p)).wrap())
+                                .on_hover_text("sampled parameters: crop box in original pixels");
+                        });
+                    }
+                });
+                ui.add_space(8.0);
+                match s.similarity {
+                    Some([a, b, c]) => {
+                        ui.label("cosine similarity of the projections:");
+                        ui.label(format!("crop 1 vs original: {a:.3}"));
+                        ui.label(format!("crop 2 vs original: {b:.3}"));
+                        ui.label(format!("crop 1 vs crop 2: {c:.3}"));
+                        ui.weak(
+                            "LeOCLR pulls each crop towards the original; MoCo-v2 pulls the two \
+                             crops together, even when they show different parts.",
+                        );
+                    }
+                    None if self.similarity_job.is_some() => {
+                        ui.weak("embedding the views…");
+                    }
+                    None => {
+                        ui.weak("Load a model to see how similar the crops and the original are.");
+                    }
+                }
+            });
+        });
+    }
+}
+
+impl Panel for ViewsState {
+    fn poll(&mut self, shared: &mut Shared) {
+        let Some(sj) = &mut self.similarity_job else {
+            return;
+        };
+        let Some(res) = sj.job.poll() else {
+            return;
+        };
+        let key = sj.key.clone();
+        self.similarity_job = None;
+        match res {
+            Ok(sim) => {
+                if let Some(s) = self.sample.as_mut().filter(|s| s.key == key) {
+                    s.similarity = Some(sim);
+                }
+            }
+            Err(e) => shared.status.error(e.to_string()),
+        }
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) -> Option<Action> {
+        let Some(ds) = shared.workspace.dataset().cloned() else {
             egui::CentralPanel::default().show(ui, |ui| {
                 ui.label("Open a dataset (top bar) to see its images, crops and views.");
             });
-            return;
+            return None;
         };
         egui::Panel::left("views-grid")
             .resizable(false)
-            .exact_size(crate::app::GRID_PANEL_WIDTH)
+            .exact_size(GRID_PANEL_WIDTH)
             .show(ui, |ui| {
                 ui.label(format!("{} images — click one", ds.len()));
                 if let Some(i) = thumb_grid(ui, shared, self.selected, "views-grid") {
@@ -207,76 +320,15 @@ impl ViewsState {
                 }
             });
         egui::CentralPanel::default().show(ui, |ui| {
-            ui.horizontal(|ui| {
-                if ui.button("Re-sample").clicked() {
-                    self.seed = self.seed.wrapping_add(1);
-                }
-                ui.label("crop scale");
-                ui.add(
-                    egui::Slider::new(&mut self.scale.0, 0.05..=1.0)
-                        .text("min")
-                        .fixed_decimals(2),
-                );
-                ui.add(
-                    egui::Slider::new(&mut self.scale.1, 0.05..=1.0)
-                        .text("max")
-                        .fixed_decimals(2),
-                );
-                ui.add(
-                    egui::Slider::new(&mut self.jitter, 0.0..=1.0)
-                        .text("jitter strength")
-                        .fixed_decimals(2),
-                );
-            });
+            self.controls(ui);
             self.resample(ui.ctx(), &ds, shared);
             let Some(s) = &self.sample else {
                 ui.label("Select an image on the left.");
                 return;
             };
-            let index = self.selected.unwrap_or(0);
-            ui.heading(image_label(&ds, index));
-            ui.horizontal(|ui| {
-                ui.vertical(|ui| {
-                    ui.label("original, with the two crop boxes");
-                    original_with_boxes(ui, s, 256.0);
-                });
-                ui.vertical(|ui| {
-                    ui.label("as the encoders receive them");
-                    ui.horizontal(|ui| {
-                        let names = ["crop 1 (query)", "crop 2 (query)", "original (key)"];
-                        for (k, (tex, p)) in s.views.iter().enumerate() {
-                            ui.vertical(|ui| {
-                                ui.set_width(150.0);
-                                let title = ui.label(names[k]);
-                                ui.add(
-                                    egui::Image::new(tex)
-                                        .fit_to_exact_size(egui::vec2(128.0, 128.0)),
-                                )
-                                .labelled_by(title.id);
-                                ui.add(egui::Label::new(describe(p)).wrap())
-                                    .on_hover_text("sampled parameters: crop box in original pixels");
-                            });
-                        }
-                    });
-                    ui.add_space(8.0);
-                    match s.similarity {
-                        Some([a, b, c]) => {
-                            ui.label("cosine similarity of the projections:");
-                            ui.label(format!("crop 1 vs original: {a:.3}"));
-                            ui.label(format!("crop 2 vs original: {b:.3}"));
-                            ui.label(format!("crop 1 vs crop 2: {c:.3}"));
-                            ui.weak(
-                                "LeOCLR pulls each crop towards the original; MoCo-v2 pulls the two \
-                                 crops together, even when they show different parts.",
-                            );
-                        }
-                        None => {
-                            ui.weak("Load a model to see how similar the crops and the original are.");
-                        }
-                    }
-                });
-            });
+            self.show_sample(ui, s, &ds);
         });
+        None
     }
 }
 

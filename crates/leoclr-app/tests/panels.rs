@@ -10,8 +10,10 @@ use burn::tensor::Device;
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{By, Queryable};
+use leoclr_app::panel::Panel;
 use leoclr_app::retrieval::Query;
 use leoclr_app::{LeoclrApp, Tab};
+use leoclr_core::run::RunMeta;
 use leoclr_core::{Method, OriginalBranch, TrainConfig, Trainer, checkpoint};
 use leoclr_data::idx;
 
@@ -71,19 +73,23 @@ fn model(dir: &Path) -> PathBuf {
     cfg.model.small_stem = true;
     let t = Trainer::new(cfg, &Device::flex(), 4).unwrap();
     let aug = leoclr_core::run::augment(1, 16, None).unwrap();
-    checkpoint::save(
-        dir,
-        &t,
-        serde_json::json!({"augment": aug, "view_size": 16}),
-    )
-    .unwrap();
+    let meta = RunMeta {
+        augment: Some(aug),
+        view_size: Some(16),
+        ..RunMeta::default()
+    };
+    checkpoint::save(dir, &t, &meta).unwrap();
     dir.to_path_buf()
 }
 
 fn harness(data: &Path) -> Harness<'static, LeoclrApp> {
     let mut app = LeoclrApp::new(Device::flex(), "test: cpu");
     app.open_dataset(data);
-    assert!(app.shared.dataset.is_some(), "{:?}", app.shared.notice);
+    assert!(
+        app.shared.workspace.dataset().is_some(),
+        "{:?}",
+        app.shared.status.notice
+    );
     Harness::builder()
         .with_size(egui::vec2(1280.0, 860.0))
         .with_max_steps(64)
@@ -99,9 +105,14 @@ fn wait_for(h: &mut Harness<'_, LeoclrApp>, what: &str, done: impl Fn(&LeoclrApp
         assert!(
             start.elapsed() < Duration::from_secs(120),
             "timed out waiting for {what}; status: {:?} / {} / embedding job: {:?}",
-            h.state().shared.notice,
+            h.state().shared.status.notice,
             h.state().training.status,
-            h.state().shared.gallery_job.as_ref().map(|j| j.progress)
+            h.state()
+                .shared
+                .workspace
+                .gallery_job
+                .as_ref()
+                .map(|j| j.progress)
         );
         h.step();
         std::thread::sleep(Duration::from_millis(10));
@@ -154,7 +165,13 @@ fn views_select_resample_and_sliders() {
     let mdir = tempfile::tempdir().unwrap();
     let m = model(mdir.path());
     h.state_mut().load_model(&m);
-    h.run();
+    // The views are embedded on a worker thread.
+    wait_for(&mut h, "the similarities", |a| {
+        a.views
+            .sample
+            .as_ref()
+            .is_some_and(|s| s.similarity.is_some())
+    });
     let sim = h.state().views.sample.as_ref().unwrap().similarity.unwrap();
     let names = [
         "crop 1 vs original",
@@ -178,7 +195,7 @@ fn training_start_pause_stop_and_corrupt_run() {
         t.spec.epochs = 1000;
         t.spec.batch = 16;
         t.spec.queue = 64;
-        t.spec.backbone = leoclr_core::Backbone::Tiny;
+        t.spec.model.backbone = leoclr_core::Backbone::Tiny;
         t.spec.out = runs.path().join("run");
     }
     h.get_by_label("Training").click();
@@ -220,7 +237,7 @@ fn training_start_pause_stop_and_corrupt_run() {
     assert_eq!(h.state().training.curves.epochs.len(), 1);
     h.get_by_label("Resume run").click();
     wait_for(&mut h, "the failed resume", |a| !a.training.is_running());
-    let notice = h.state().shared.notice.clone().unwrap();
+    let notice = h.state().shared.status.notice.clone().unwrap();
     assert!(
         notice.error && notice.text.contains("checkpoint.leoclr"),
         "{notice:?}"
@@ -246,6 +263,8 @@ fn training_runs_to_the_end_and_loads_the_model() {
         t.spec.queue = 32;
         t.spec.out = runs.path().join("run");
     }
+    // Text typed in the top bar but not opened does not change what the run trains on.
+    h.state_mut().top.data_path = "/elsewhere/not-opened".into();
     h.get_by_label("Training").click();
     h.run();
     // Views made on the training device, chosen in the form.
@@ -266,6 +285,12 @@ fn training_runs_to_the_end_and_loads_the_model() {
     wait_for(&mut h, "the end of training", |a| !a.training.is_running());
     let config = std::fs::read_to_string(runs.path().join("run/config.json")).unwrap();
     assert!(config.contains("\"augment_on\": \"device\""), "{config}");
+    let spec: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(
+        spec["spec"]["data"]["data"].as_str(),
+        dir.path().to_str(),
+        "trains on the opened dataset"
+    );
     let t = &h.state().training;
     assert!(t.status.starts_with("finished"), "{}", t.status);
     assert_eq!(t.curves.epochs.len(), 2);
@@ -281,7 +306,17 @@ fn training_runs_to_the_end_and_loads_the_model() {
     }
     h.get_by_label("Load this run's model").click();
     h.run();
-    assert_eq!(h.state().shared.model.as_ref().unwrap().meta.epoch, 2);
+    assert_eq!(
+        h.state()
+            .shared
+            .workspace
+            .model
+            .as_ref()
+            .unwrap()
+            .meta
+            .epoch,
+        2
+    );
 }
 
 #[test]
@@ -294,7 +329,9 @@ fn retrieval_by_click_and_drop_then_map() {
     h.get_by_label("Retrieval").click();
     h.run();
     h.get_by_label("Embed dataset (40 images)").click();
-    wait_for(&mut h, "the embeddings", |a| a.shared.gallery.is_some());
+    wait_for(&mut h, "the embeddings", |a| {
+        a.shared.workspace.gallery.is_some()
+    });
 
     h.get_by_label("image 5 · 1").click();
     h.run();
@@ -323,6 +360,13 @@ fn retrieval_by_click_and_drop_then_map() {
         h.state().retrieval.query,
         Some(Query::File { .. })
     ));
+    // The file is embedded on a worker thread; its answer has no label, so no precision.
+    wait_for(&mut h, "the dropped file's neighbours", |a| {
+        a.retrieval
+            .results
+            .as_ref()
+            .is_some_and(|r| r.precision.is_none())
+    });
     h.get_by_label(&format!("query: {} (40x30)", png.display()));
     h.get_by_label("10 nearest neighbours");
     h.get_by_label("the query has no label: precision@k not defined");
@@ -375,17 +419,17 @@ fn bad_model_and_data_paths_show_messages() {
     let mut h = harness(dir.path());
     let bad = dir.path().join("checkpoint.leoclr");
     std::fs::write(&bad, b"garbage").unwrap();
-    h.state_mut().shared.model_path = bad.display().to_string();
+    h.state_mut().top.model_path = bad.display().to_string();
     h.get_by_label("Load model").click();
     h.run();
     h.get_by_label_contains("not a LeOCLR checkpoint");
-    assert!(h.state().shared.model.is_none());
-    h.state_mut().shared.data_path = "/nonexistent/data".into();
+    assert!(h.state().shared.workspace.model.is_none());
+    h.state_mut().top.data_path = "/nonexistent/data".into();
     h.get_by_label("Open data").click();
     h.run();
     h.get_by_label_contains("/nonexistent/data");
     assert_eq!(
-        h.state().shared.dataset.as_ref().unwrap().len(),
+        h.state().shared.workspace.dataset().unwrap().len(),
         8,
         "old dataset kept"
     );
@@ -403,7 +447,7 @@ fn train_here_steps_and_pauses() {
         .with_max_steps(64)
         .build_ui_state(
             |ui, (th, app): &mut (leoclr_app::train_here::TrainHere, LeoclrApp)| {
-                th.ui(ui, &mut app.shared)
+                th.ui(ui, &mut app.shared);
             },
             (th, app),
         );

@@ -4,20 +4,67 @@
 //! per backend. Figures are printed as ratios to the first row too: on a noisy machine
 //! only comparisons within one command mean much.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
+use clap::Args;
 use leoclr_core::augment_device::{AugmentOn, DeviceEpoch, DeviceImages};
 use leoclr_core::ema::{ema_update, parameters};
-use leoclr_core::fit::{Feed, fit_epoch};
-use leoclr_core::{Method, ModelConfig, TrainConfig, Trainer};
-use leoclr_data::{Batch, Dataset, DatasetSpec, Loader, LoaderConfig, Split};
+use leoclr_core::run::{BUNDLED_DATA, DataSpec, ModelSpec, Plan, RunSpec, Sets};
+use leoclr_core::session::{Feed, ReadLoss, Session, fit_epoch};
+use leoclr_core::{BackendKind, Precision, Trainer};
+use leoclr_data::{Batch, Dataset, DatasetSpec, Loader, Split};
 use serde::Serialize;
 
-use crate::args::BenchArgs;
-use crate::eval_cmd::augment;
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Backends to measure, in order; ratios are against the first.
+    #[arg(long, value_delimiter = ',', default_value = "cpu")]
+    pub backends: Vec<BackendKind>,
+    #[command(flatten)]
+    pub model: ModelSpec,
+    /// Input side in pixels.
+    #[arg(long, default_value_t = 28)]
+    pub res: usize,
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 4096)]
+    pub queue: usize,
+    /// Untimed steps after the first.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Batches of real data for the loader and end-to-end measurements.
+    #[arg(long, default_value_t = 10)]
+    pub e2e_batches: usize,
+    /// Input channels (default: the data's). With 3 on grayscale data the images are replicated
+    /// to RGB, to measure the RGB models users train.
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// Data for the end-to-end run (its channels set the model's input channels).
+    #[arg(long, default_value = BUNDLED_DATA)]
+    pub data: PathBuf,
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Float type of every backend in this run: f32, f16 or bf16 (whole model, not autocast; one
+    /// precision per command since burn fixes a device's float type at its first tensor).
+    #[arg(long, default_value = "f32")]
+    pub precision: Precision,
+    /// Where the end-to-end run makes its views, in order: cpu (loader threads), device.
+    #[arg(long, value_delimiter = ',', default_value = "cpu,device")]
+    pub augment_on: Vec<AugmentOn>,
+    /// One JSON object per configuration instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write all rows as a JSON array here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
 
 #[derive(Serialize, Debug, Clone)]
 pub struct Row {
@@ -78,19 +125,30 @@ fn per_call_ms<S>(n: usize, state: &mut S, work: impl Fn(&mut S), sync: impl Fn(
     1000.0 * (t.elapsed().as_secs_f64() - sync_s).max(0.0) / n as f64
 }
 
-pub fn run(a: BenchArgs) -> Result<()> {
-    let method =
-        Method::parse(&a.model.method, a.model.original_branch).map_err(anyhow::Error::msg)?;
-    let spec = DatasetSpec {
+/// The bench's settings as a run spec (the defaults of `train` for everything it does not set).
+fn spec(a: &BenchArgs) -> RunSpec {
+    RunSpec {
+        data: DataSpec {
+            data: a.data.clone(),
+            size: Some(a.res),
+            workers: a.workers,
+            ..DataSpec::default()
+        },
+        model: a.model.clone(),
+        batch: a.batch,
+        queue: a.queue,
+        epochs: 1,
+        ..RunSpec::default()
+    }
+}
+
+/// `e2e_batches` batches of real data, in the channels asked for.
+fn open_data(a: &BenchArgs) -> Result<Arc<Dataset>> {
+    let mut ds = Dataset::open(&DatasetSpec {
         path: a.data.clone(),
         format: None,
         split: Split::Train,
-        limit: None,
-    };
-    let n_real = a.e2e_batches * a.batch;
-    let mut ds = Dataset::open(&DatasetSpec {
-        limit: Some(n_real),
-        ..spec.clone()
+        limit: Some(a.e2e_batches * a.batch),
     })?;
     if let Some(c) = a.channels.filter(|&c| c != ds.channels) {
         if c != 1 && c != 3 {
@@ -98,134 +156,173 @@ pub fn run(a: BenchArgs) -> Result<()> {
         }
         ds = ds.with_channels(c)?;
     }
-    let ds = Arc::new(ds);
-    let channels = ds.channels;
-    let aug = Arc::new(augment(channels, a.res, None)?);
+    Ok(Arc::new(ds))
+}
+
+/// Step-only figures on synthetic inputs already on the device.
+struct StepTiming {
+    images_per_s: f64,
+    step_ms: f64,
+    first_step_s: f64,
+    ema_ms: f64,
+    enqueue_ms: f64,
+}
+
+fn time_steps(plan: &Plan, device: &Device, a: &BenchArgs) -> Result<StepTiming> {
+    let mut trainer = Trainer::new(plan.config.clone(), device, 1_000_000)?;
+    let batch = Batch::synthetic(a.batch, plan.sets.train.channels, a.res, 0);
+    let views = trainer.upload_views(&batch);
+    let t0 = Instant::now();
+    trainer.step_views(views.clone())?.into_scalar::<f32>();
+    let first_step_s = t0.elapsed().as_secs_f64();
+    for _ in 0..a.warmup {
+        trainer.step_views(views.clone())?;
+    }
+    trainer.step_views(views.clone())?.into_scalar::<f32>();
+    let t = Instant::now();
+    let mut last = None;
+    for _ in 0..a.steps {
+        last = Some(trainer.step_views(views.clone())?);
+    }
+    if let Some(l) = last {
+        l.into_scalar::<f32>();
+    }
+    let secs = t.elapsed().as_secs_f64();
+
+    // The step's bookkeeping on its own.
+    let reps = a.steps.max(3);
+    let ema_ms = per_call_ms(
+        reps,
+        &mut trainer,
+        |t| t.key = ema_update(t.key.clone(), &t.online, 0.99),
+        |t| {
+            std::hint::black_box(parameters(&t.key));
+        },
+    );
+    let keys = Tensor::<2>::ones([a.batch, 128], &trainer.device).detach();
+    let enqueue_ms = per_call_ms(
+        reps,
+        &mut trainer.queue.clone(),
+        |q| q.enqueue(keys.clone()),
+        |q| {
+            q.keys.clone().sum().into_scalar::<f32>();
+        },
+    );
+    Ok(StepTiming {
+        images_per_s: (a.steps * a.batch) as f64 / secs,
+        step_ms: 1000.0 * secs / a.steps as f64,
+        first_step_s,
+        ema_ms,
+        enqueue_ms,
+    })
+}
+
+/// Views alone through the pipeline `on`, then real data through it into training steps:
+/// (augment images/s, end-to-end images/s).
+fn time_end_to_end(plan: &Plan, device: &Device, on: AugmentOn) -> Result<(f64, f64)> {
+    let (ds, aug, lc) = (&plan.sets.train, &plan.aug, &plan.loader);
+    let trainer = Trainer::new(plan.config.clone(), device, plan.steps_per_epoch)?;
+    let (feed, augment_images_per_s) = match on {
+        AugmentOn::Cpu => {
+            let t = Instant::now();
+            let mut seen = 0;
+            for b in Loader::epoch(ds.clone(), aug.clone(), lc.clone(), 0) {
+                seen += b?.len();
+            }
+            (Feed::Host, seen as f64 / t.elapsed().as_secs_f64())
+        }
+        AugmentOn::Device => {
+            let images = Arc::new(DeviceImages::upload(ds, &trainer.device)?);
+            let needed = trainer.views_needed();
+            let pass = |images: &Arc<DeviceImages>| {
+                let mut seen = 0;
+                let mut last = None;
+                for b in DeviceEpoch::new(images.clone(), aug.clone(), lc.clone(), 0, needed) {
+                    seen += b.len();
+                    last = b.views.into_iter().flatten().last();
+                }
+                if let Some(v) = last {
+                    v.sum().into_scalar::<f32>();
+                }
+                seen
+            };
+            // The first pass compiles the kernels: time the second.
+            pass(&images);
+            let t = Instant::now();
+            let seen = pass(&images);
+            (
+                Feed::Device(images),
+                seen as f64 / t.elapsed().as_secs_f64(),
+            )
+        }
+    };
+    let mut session = Session::new(trainer, ds.clone(), aug.clone(), lc.clone(), feed);
+    session.read_loss = ReadLoss::Every(0);
+    // One untimed step compiles whatever the real batch shapes need, then one timed epoch.
+    fit_epoch(&mut session, Some(1), &mut |_| true)?;
+    let s = fit_epoch(&mut session, None, &mut |_| true)?;
+    Ok((augment_images_per_s, s.images_per_s()))
+}
+
+fn print_table(rows: &[Row]) {
+    let Some(reference) = rows.first().map(|r| r.images_per_s) else {
+        return;
+    };
+    println!(
+        "| backend | augment on | precision | method | backbone | res | batch | images/s (step) | vs first row | step ms | first step s | EMA ms | enqueue ms | augment images/s | end-to-end images/s | end-to-end / step | peak RSS MB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.2}x | {:.1} | {:.2} | {:.2} | {:.3} | {:.1} | {:.1} | {:.2} | {:.0} |",
+            r.backend,
+            r.augment_on,
+            r.precision,
+            r.method,
+            r.backbone,
+            r.res,
+            r.batch,
+            r.images_per_s,
+            r.images_per_s / reference,
+            r.step_ms,
+            r.first_step_s,
+            r.ema_ms,
+            r.enqueue_ms,
+            r.augment_images_per_s,
+            r.end_to_end_images_per_s,
+            r.end_to_end_vs_step,
+            r.peak_rss_mb
+        );
+    }
+}
+
+pub fn run(a: BenchArgs) -> Result<()> {
+    let plan = Plan::with_sets(spec(&a), Sets::train_only(open_data(&a)?))?;
+    let method = plan.config.method;
     let mut rows: Vec<Row> = Vec::new();
     for &backend in &a.backends {
-        backend.available().map_err(anyhow::Error::msg)?;
-        let device = backend
-            .device_with(a.precision)
-            .map_err(anyhow::Error::msg)?;
-        let mut model = ModelConfig::new(
-            a.model.backbone,
-            channels,
-            a.model.small_stem.unwrap_or(a.res <= 64),
-        );
-        model.head_out = 128;
-        let cfg = TrainConfig {
-            method,
-            batch_size: a.batch,
-            queue_size: a.queue,
-            epochs: 1,
-            ..TrainConfig::small(model)
-        };
-        let mut trainer = Trainer::new(cfg.clone(), &device, 1_000_000)?;
-        let batch = Batch::synthetic(a.batch, channels, a.res, 0);
-        let needed = trainer.views_needed();
-        let views = trainer.upload_views(&batch);
-        let t0 = Instant::now();
-        trainer.step_views(views.clone())?.into_scalar::<f32>();
-        let first_step_s = t0.elapsed().as_secs_f64();
-        for _ in 0..a.warmup {
-            trainer.step_views(views.clone())?;
-        }
-        trainer.step_views(views.clone())?.into_scalar::<f32>();
-        let t = Instant::now();
-        let mut last = None;
-        for _ in 0..a.steps {
-            last = Some(trainer.step_views(views.clone())?);
-        }
-        if let Some(l) = last {
-            l.into_scalar::<f32>();
-        }
-        let secs = t.elapsed().as_secs_f64();
-        let images_per_s = (a.steps * a.batch) as f64 / secs;
-
-        // The step's bookkeeping on its own.
-        let reps = a.steps.max(3);
-        let ema_ms = per_call_ms(
-            reps,
-            &mut trainer,
-            |t| t.key = ema_update(t.key.clone(), &t.online, 0.99),
-            |t| {
-                std::hint::black_box(parameters(&t.key));
-            },
-        );
-        let keys = Tensor::<2>::ones([a.batch, 128], &trainer.device).detach();
-        let enqueue_ms = per_call_ms(
-            reps,
-            &mut trainer.queue.clone(),
-            |q| q.enqueue(keys.clone()),
-            |q| {
-                q.keys.clone().sum().into_scalar::<f32>();
-            },
-        );
-
+        backend.available()?;
+        let device = backend.device_with(a.precision)?;
+        let step = time_steps(&plan, &device, &a)?;
         for &on in &a.augment_on {
-            // Making the views alone, over the real batches.
-            let mut lc = LoaderConfig::train(a.batch, 0);
-            if let Some(w) = a.workers {
-                lc.workers = w.max(1);
-            }
-            let steps = Loader::num_batches(ds.len(), &lc);
-            let mut e2e = Trainer::new(cfg.clone(), &device, steps)?;
-            let (feed, augment_images_per_s) = match on {
-                AugmentOn::Cpu => {
-                    let t = Instant::now();
-                    let mut seen = 0;
-                    for b in Loader::epoch(ds.clone(), aug.clone(), lc.clone(), 0) {
-                        seen += b?.len();
-                    }
-                    (Feed::Host, seen as f64 / t.elapsed().as_secs_f64())
-                }
-                AugmentOn::Device => {
-                    let images = Arc::new(DeviceImages::upload(&ds, &e2e.device)?);
-                    let pass = |images: &Arc<DeviceImages>| {
-                        let mut seen = 0;
-                        let mut last = None;
-                        for b in
-                            DeviceEpoch::new(images.clone(), aug.clone(), lc.clone(), 0, needed)
-                        {
-                            seen += b.len();
-                            last = b.views.into_iter().flatten().last();
-                        }
-                        if let Some(v) = last {
-                            v.sum().into_scalar::<f32>();
-                        }
-                        seen
-                    };
-                    // The first pass compiles the kernels: time the second.
-                    pass(&images);
-                    let t = Instant::now();
-                    let seen = pass(&images);
-                    (
-                        Feed::Device(images),
-                        seen as f64 / t.elapsed().as_secs_f64(),
-                    )
-                }
-            };
-            // One untimed epoch compiles whatever the real batch shapes need, then one timed.
-            fit_epoch(&mut e2e, &ds, &aug, &lc, &feed, Some(1), 0, &mut |_| true)?;
-            let s = fit_epoch(&mut e2e, &ds, &aug, &lc, &feed, None, 0, &mut |_| true)?;
-            let end_to_end_images_per_s = s.images_per_s();
-
+            let (augment_images_per_s, end_to_end_images_per_s) =
+                time_end_to_end(&plan, &device, on)?;
             let row = Row {
                 backend: backend.to_string(),
                 augment_on: on.to_string(),
                 precision: a.precision.to_string(),
                 method: method.label().into(),
-                backbone: format!("{:?}", a.model.backbone).to_lowercase(),
+                backbone: a.model.backbone.to_string(),
                 res: a.res,
                 batch: a.batch,
-                images_per_s,
-                step_ms: 1000.0 * secs / a.steps as f64,
-                first_step_s,
-                ema_ms,
-                enqueue_ms,
+                images_per_s: step.images_per_s,
+                step_ms: step.step_ms,
+                first_step_s: step.first_step_s,
+                ema_ms: step.ema_ms,
+                enqueue_ms: step.enqueue_ms,
                 augment_images_per_s,
                 end_to_end_images_per_s,
-                end_to_end_vs_step: end_to_end_images_per_s / images_per_s,
+                end_to_end_vs_step: end_to_end_images_per_s / step.images_per_s,
                 peak_rss_mb: peak_rss_mb(),
             };
             if a.json {
@@ -238,33 +335,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         std::fs::write(path, serde_json::to_string_pretty(&rows)?)?;
     }
     if !a.json {
-        let reference = rows[0].images_per_s;
-        println!(
-            "| backend | augment on | precision | method | backbone | res | batch | images/s (step) | vs first row | step ms | first step s | EMA ms | enqueue ms | augment images/s | end-to-end images/s | end-to-end / step | peak RSS MB |"
-        );
-        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-        for r in &rows {
-            println!(
-                "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.2}x | {:.1} | {:.2} | {:.2} | {:.3} | {:.1} | {:.1} | {:.2} | {:.0} |",
-                r.backend,
-                r.augment_on,
-                r.precision,
-                r.method,
-                r.backbone,
-                r.res,
-                r.batch,
-                r.images_per_s,
-                r.images_per_s / reference,
-                r.step_ms,
-                r.first_step_s,
-                r.ema_ms,
-                r.enqueue_ms,
-                r.augment_images_per_s,
-                r.end_to_end_images_per_s,
-                r.end_to_end_vs_step,
-                r.peak_rss_mb
-            );
-        }
+        print_table(&rows);
     }
     Ok(())
 }

@@ -1,45 +1,42 @@
-use std::sync::Arc;
+//! `leoclr eval`: weighted kNN and a linear probe of a checkpoint's frozen backbone.
+
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use burn::tensor::Device;
+use clap::Args;
+use leoclr_core::BackendKind;
 use leoclr_core::checkpoint;
-use leoclr_core::encoder::Encoder;
-use leoclr_core::eval::Scores;
-use leoclr_data::{AugmentConfig, Dataset};
+use leoclr_core::eval::EvalOptions;
+use leoclr_core::run::{DataSpec, open_sets, view_size};
 
-use crate::args::{DataArgs, EvalArgs};
-
-pub use leoclr_core::eval::EvalOptions;
-pub use leoclr_core::run::{Sets, augment, view_size};
-
-pub fn open_sets(d: &DataArgs) -> Result<Sets> {
-    Ok(leoclr_core::run::open_sets(&d.into())?)
-}
-
-/// Embeds bank and test with progress bars (hidden when `quiet`) and scores them.
-pub fn evaluate(
-    encoder: &Encoder,
-    bank: &Arc<Dataset>,
-    test: &Arc<Dataset>,
-    aug: &AugmentConfig,
-    device: &Device,
-    opts: EvalOptions,
-    quiet: bool,
-) -> Result<Scores> {
-    let style = "{prefix:>10} [{bar:30}] {pos}/{len} {per_sec}";
-    let bars = [
-        crate::progress::bar(bank.len(), "embed bank", style, quiet),
-        crate::progress::bar(test.len(), "embed test", style, quiet),
-    ];
-    let s = leoclr_core::eval::evaluate(encoder, bank, test, aug, device, opts, &mut |w, d, _| {
-        let pb = &bars[usize::from(w == "test")];
-        pb.set_position(d as u64);
-    })?;
-    bars.iter().for_each(|b| b.finish_and_clear());
-    Ok(s)
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// A checkpoint file or run directory.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    #[command(flatten)]
+    pub data: DataSpec,
+    #[arg(long, default_value_t = 200)]
+    pub knn_k: usize,
+    #[arg(long, default_value_t = 0.1)]
+    pub knn_t: f32,
+    /// Linear probe epochs over the cached features.
+    #[arg(long, default_value_t = 30)]
+    pub probe_epochs: usize,
+    #[arg(long, default_value = "cpu")]
+    pub backend: BackendKind,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
+    let opts = EvalOptions {
+        knn_k: a.knn_k,
+        knn_t: a.knn_t,
+        probe_epochs: Some(a.probe_epochs),
+    };
+    opts.validate()?;
     let device = a.backend.device();
     let (encoder, meta) = checkpoint::load_encoder(&a.checkpoint, &device)?;
     let sets = open_sets(&a.data)?;
@@ -57,37 +54,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
             bank.channels
         );
     }
-    let size = match a.data.size {
-        Some(s) => s,
-        None => meta
-            .extra
-            .get("view_size")
-            .and_then(|v| v.as_u64())
-            .map(|v| v as usize)
-            .unwrap_or(view_size(&bank, None)?),
-    };
-    let aug = augment(bank.channels, size, None)?;
-    let aug = match meta
-        .extra
-        .get("augment")
-        .and_then(|v| serde_json::from_value::<AugmentConfig>(v.clone()).ok())
-    {
-        Some(saved) if saved.size == size => saved,
-        _ => aug,
-    };
-    let s = evaluate(
-        &encoder,
-        &bank,
-        &test,
-        &aug,
-        &device,
-        EvalOptions {
-            knn_k: a.knn_k,
-            knn_t: a.knn_t,
-            probe_epochs: Some(a.probe_epochs),
-        },
-        a.json,
-    )?;
+    let aug = meta
+        .run
+        .eval_augment(bank.channels, a.data.size, view_size(&bank, None)?)?;
+    let s = crate::progress::evaluate(&encoder, &bank, &test, &aug, &device, opts, a.json)?;
     let linear = s.linear_top1.unwrap_or(f32::NAN);
     if a.json {
         println!(

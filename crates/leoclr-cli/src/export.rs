@@ -2,18 +2,36 @@
 //! a gallery of labelled images, and the gallery's embeddings computed here (so the page answers a
 //! click at once and only embeds what the user uploads).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
+use clap::Args;
 use leoclr_core::checkpoint;
 use leoclr_core::eval::{Output, embed};
 use leoclr_core::infer::normalize_rows;
-use leoclr_core::run::{augment, view_size};
-use leoclr_data::{AugmentConfig, Dataset, DatasetFormat, DatasetSpec};
+use leoclr_core::run::{BUNDLED_DATA, RunMeta, view_size};
+use leoclr_data::{Dataset, DatasetFormat, DatasetSpec, Split};
 
-use crate::args::ExportArgs;
 use crate::subset::write_idx_gz;
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// A checkpoint file or run directory.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Gallery source: a grayscale IDX dataset (Fashion-MNIST).
+    #[arg(long, default_value = BUNDLED_DATA)]
+    pub data: PathBuf,
+    #[arg(long, default_value = "test")]
+    pub split: Split,
+    /// Gallery size: the first N images of the split.
+    #[arg(long, default_value_t = 1000)]
+    pub gallery: usize,
+    #[arg(long, default_value = "assets/web")]
+    pub out: PathBuf,
+}
 
 pub const MODEL_FILE: &str = "model.leoclr";
 pub const IMAGES_FILE: &str = "gallery-images-idx3-ubyte.gz";
@@ -39,20 +57,19 @@ pub fn run(a: ExportArgs) -> Result<()> {
         );
     }
     let aug = meta
-        .extra
-        .get("augment")
-        .and_then(|v| serde_json::from_value::<AugmentConfig>(v.clone()).ok())
-        .map_or_else(|| augment(ds.channels, view_size(&ds, None)?, None), Ok)?;
+        .run
+        .eval_augment(ds.channels, None, view_size(&ds, None)?)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
 
     let model_path = a.out.join(MODEL_FILE);
     let mut small = meta.clone();
-    small.extra = serde_json::json!({
-        "augment": aug,
-        "view_size": aug.size,
-        "dataset": meta.extra.get("dataset"),
-        "exported_from": a.checkpoint,
-    });
+    small.run = RunMeta {
+        augment: Some(aug.clone()),
+        view_size: Some(aug.size),
+        dataset: meta.run.dataset.clone(),
+        exported_from: Some(a.checkpoint.clone()),
+        ..RunMeta::default()
+    };
     checkpoint::save_encoder(&model_path, &encoder, &small)?;
 
     write_idx_gz(&ds, &a.out.join(IMAGES_FILE), &a.out.join(LABELS_FILE))?;

@@ -1,7 +1,24 @@
-use anyhow::{Context, Result};
+//! `leoclr subset`: the first N train / M test images of an IDX dataset as a new IDX dataset.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use leoclr_core::run::DEBIAN_FASHION_MNIST;
 use leoclr_data::{Dataset, DatasetFormat, DatasetSpec, Split};
 
-use crate::args::SubsetArgs;
+#[derive(Args, Debug)]
+pub struct SubsetArgs {
+    /// IDX dataset directory to read.
+    #[arg(long, default_value = DEBIAN_FASHION_MNIST)]
+    pub data: PathBuf,
+    #[arg(long, default_value_t = 10000)]
+    pub train: usize,
+    #[arg(long, default_value_t = 2000)]
+    pub test: usize,
+    #[arg(long)]
+    pub out: PathBuf,
+}
 
 pub fn write_gz(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
@@ -40,6 +57,14 @@ pub fn write_idx_gz(
 }
 
 pub fn run(a: SubsetArgs) -> Result<()> {
+    // Writing over the files being read would shrink the source in place.
+    let same = |p: &PathBuf| std::fs::canonicalize(p).ok();
+    if same(&a.data).is_some() && same(&a.data) == same(&a.out) {
+        bail!(
+            "{}: --out is the dataset being read; write the subset to another directory",
+            a.out.display()
+        );
+    }
     std::fs::create_dir_all(&a.out)?;
     for (split, n, prefix) in [
         (Split::Train, a.train, "train"),

@@ -1,73 +1,83 @@
+//! `leoclr train`: opens or resumes a run, trains it with a progress bar, and reports kNN of the
+//! trained backbone beside the same backbone at random initialisation.
+
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
+use clap::Args;
 use leoclr_core::encoder::Encoder;
-use leoclr_core::run::{Control, Outcome, Run, RunEvent, RunSpec};
+use leoclr_core::run::{Control, Existing, Outcome, Run, RunEvent, RunSpec};
 
-use crate::args::TrainArgs;
-
-impl From<&TrainArgs> for RunSpec {
-    fn from(a: &TrainArgs) -> Self {
-        Self {
-            data: (&a.data).into(),
-            method: a.model.method.clone(),
-            original_branch: a.model.original_branch,
-            backbone: a.model.backbone,
-            small_stem: a.model.small_stem,
-            epochs: a.epochs,
-            batch: a.batch,
-            lr: a.lr,
-            warmup_epochs: a.warmup_epochs,
-            weight_decay: a.weight_decay,
-            queue: a.queue,
-            temperature: a.temperature,
-            momentum: a.momentum,
-            momentum_cosine: a.momentum_cosine,
-            head_dim: a.head_dim,
-            aug: a.aug.clone(),
-            seed: a.seed,
-            backend: a.backend,
-            out: a.out.clone(),
-            eval_every: a.eval_every,
-            augment_on: a.augment_on,
-        }
-    }
+/// `leoclr train`: every setting of a run (see `RunSpec`, where the defaults live), plus how to
+/// drive it.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub spec: RunSpec,
+    /// Continue the run in this directory from its last checkpoint.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Replace a run already in --out (by default a new run refuses such a directory).
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
+    /// Skip the random-initialisation baseline evaluation at the end.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Stop after this many steps (for smoke tests and benchmarks); the schedule is unchanged.
+    #[arg(long, hide = true)]
+    pub max_steps: Option<usize>,
 }
 
-pub fn run(a: TrainArgs) -> Result<()> {
-    let mut run = match &a.resume {
-        Some(dir) => {
-            let run = Run::resume(dir)?;
-            println!(
-                "resuming {} at epoch {}/{} (step {})",
-                dir.display(),
-                run.trainer.epoch,
-                run.trainer.config.epochs,
-                run.trainer.step
-            );
-            run
+/// The command line as text, for the checkpoint's provenance (lossy where it is not UTF-8).
+pub fn argv() -> Vec<String> {
+    std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
+fn open(a: &TrainArgs) -> Result<Run> {
+    let Some(dir) = &a.resume else {
+        let mut run = Run::create(a.spec.clone(), Some(argv()))?;
+        if a.overwrite {
+            run.existing = Existing::Replace;
         }
-        None => Run::create((&a).into(), Some(std::env::args().collect()))?,
+        return Ok(run);
     };
-    let (train, t) = (&run.sets.train, &run.trainer);
+    let run = Run::resume(dir)?;
+    let t = run.trainer();
+    println!(
+        "resuming {} at epoch {}/{} (step {})",
+        dir.display(),
+        t.epoch,
+        t.config.epochs,
+        t.step
+    );
+    Ok(run)
+}
+
+fn print_summary(run: &Run) {
+    let (train, t) = (&run.plan.sets.train, run.trainer());
     println!(
         "{} on {} ({} images, {}x{}x{}), {:?} backbone, {} params, backend {}, {} epochs of {} steps",
         t.config.method.label(),
         train.name,
         train.len(),
         train.channels,
-        run.view_size,
-        run.view_size,
+        run.plan.view_size,
+        run.plan.view_size,
         t.config.model.backbone,
         burn::module::Module::num_params(&t.online),
-        run.spec.backend,
+        run.spec().backend,
         t.config.epochs,
         t.steps_per_epoch
     );
+}
 
-    let run_start = Instant::now();
-    let epochs = run.trainer.config.epochs;
-    let steps_per_epoch = run.trainer.steps_per_epoch;
+/// Trains with a progress bar per epoch and a line per finished epoch; the last epoch's kNN.
+fn train(run: &mut Run, max_steps: Option<usize>) -> Result<(Outcome, Option<f32>)> {
+    let epochs = run.trainer().config.epochs;
+    let steps_per_epoch = run.trainer().steps_per_epoch;
     let new_bar = |epoch: usize| {
         crate::progress::bar(
             steps_per_epoch,
@@ -76,9 +86,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
             false,
         )
     };
-    let mut pb = new_bar(run.trainer.epoch);
+    let mut pb = new_bar(run.trainer().epoch);
     let mut last_knn = None;
-    let outcome = run.train(&Control::default(), a.max_steps, &mut |ev| match ev {
+    let outcome = run.train(&Control::default(), max_steps, &mut |ev| match ev {
         RunEvent::Step(e) => {
             pb.set_position(e.step_in_epoch as u64);
             if let Some(l) = e.loss {
@@ -108,20 +118,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
     });
     pb.finish_and_clear();
-    if let Outcome::Stopped { steps } = outcome? {
-        println!(
-            "stopped after {steps} steps (--max-steps); the last epoch's checkpoint in {} is kept",
-            run.dir().display()
-        );
-        return Ok(());
-    }
-    println!(
-        "trained in {:.1} s; run directory {}",
-        run_start.elapsed().as_secs_f64(),
-        run.dir().display()
-    );
+    Ok((outcome?, last_knn))
+}
 
-    let (Some(bank), Some(test)) = (&run.sets.bank, &run.sets.test) else {
+/// kNN of the trained backbone (and of the random-init one unless `no_baseline`) into
+/// `final.json`.
+fn final_report(run: &Run, last_knn: Option<f32>, no_baseline: bool) -> Result<()> {
+    let (Some(bank), Some(test)) = (&run.plan.sets.bank, &run.plan.sets.test) else {
         println!("no labelled test data: skipped kNN (give --test-data and --bank-data)");
         return Ok(());
     };
@@ -133,12 +136,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
     // The last epoch was just scored; a resumed run that had already finished scores now.
     let trained = match last_knn {
         Some(k) => k,
-        None => knn(&run.trainer.online)?,
+        None => knn(&run.trainer().online)?,
     };
-    let report = if a.no_baseline {
+    let report = if no_baseline {
         serde_json::json!({"knn_top1": trained})
     } else {
-        let cfg = &run.trainer.config;
+        let cfg = &run.trainer().config;
         let random = Encoder::init_seeded(&cfg.model, cfg.seed, &run.device);
         let base = knn(&random)?;
         println!();
@@ -161,4 +164,24 @@ pub fn run(a: TrainArgs) -> Result<()> {
         serde_json::to_string_pretty(&report)?,
     )?;
     Ok(())
+}
+
+pub fn run(a: TrainArgs) -> Result<()> {
+    let mut run = open(&a)?;
+    print_summary(&run);
+    let run_start = Instant::now();
+    let (outcome, last_knn) = train(&mut run, a.max_steps)?;
+    if let Outcome::Stopped { steps } = outcome {
+        println!(
+            "stopped after {steps} steps (--max-steps); the last epoch's checkpoint in {} is kept",
+            run.dir().display()
+        );
+        return Ok(());
+    }
+    println!(
+        "trained in {:.1} s; run directory {}",
+        run_start.elapsed().as_secs_f64(),
+        run.dir().display()
+    );
+    final_report(&run, last_knn, a.no_baseline)
 }

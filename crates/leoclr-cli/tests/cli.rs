@@ -265,3 +265,192 @@ fn train_with_device_augmentation_and_resume() {
         );
     }
 }
+
+#[test]
+fn eval_refuses_meaningless_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = tmp.path().join("checkpoint.leoclr");
+    std::fs::write(&ck, b"never read: the settings are refused first").unwrap();
+    for (flag, value, word) in [
+        ("--knn-k", "0", "k must be at least 1"),
+        ("--knn-t", "0", "temperature"),
+        ("--knn-t", "-1", "temperature"),
+        ("--knn-t", "NaN", "temperature"),
+        ("--probe-epochs", "0", "probe epochs"),
+    ] {
+        let arg = format!("{flag}={value}");
+        let out = leoclr(&["eval", "--checkpoint", ck.to_str().unwrap(), &arg]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{flag} {value}: {err}");
+        assert!(err.contains(word) && !err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn compare_takes_train_method_names_and_refuses_unknown_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("cmp");
+    let text = ok(&[
+        "compare",
+        "--methods",
+        "leoclr,random_init",
+        "--data",
+        "assets/fashion-mnist-subset",
+        "--limit",
+        "64",
+        "--test-limit",
+        "32",
+        "--epochs",
+        "1",
+        "--batch",
+        "32",
+        "--queue",
+        "64",
+        "--probe-epochs",
+        "1",
+        "--workers",
+        "1",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap())
+            .unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["method"].as_str().unwrap()).collect();
+    assert_eq!(names, ["random_init", "leoclr_key"], "{text}");
+    let out = leoclr(&[
+        "compare",
+        "--methods",
+        "simclr",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("unknown row 'simclr'"), "{err}");
+    // The earlier results are untouched.
+    assert!(out_dir.join("results.json").exists());
+}
+
+/// A run records its paths as JSON text: a path that is not UTF-8 is a clear error before
+/// anything is written (it used to panic while the command line was recorded).
+#[cfg(unix)]
+#[test]
+fn a_non_utf8_path_is_a_clear_error_not_a_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut dir = tmp.path().as_os_str().to_owned();
+    dir.push(std::ffi::OsStr::from_bytes(b"/run-\xff"));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new(env!("CARGO_BIN_EXE_leoclr"))
+        .args(RUN)
+        .args(["--max-steps", "3", "--out"])
+        .arg(&dir)
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("run-\u{FFFD}") && err.contains("UTF-8") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert!(!Path::new(&dir).exists(), "nothing written");
+}
+
+/// A checkpoint whose checksum is right but whose length fields are huge (the checksum is easy to
+/// recompute): a clear error, not an arithmetic-overflow panic.
+#[test]
+fn crafted_checkpoint_lengths_are_refused() {
+    let fnv1a = |data: &[u8]| {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in data {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = tmp.path().join("checkpoint.leoclr");
+    for json_len in [u64::MAX, u64::MAX - 7, 1 << 40] {
+        let mut body = b"LEOCLR\x00\x01".to_vec();
+        body.extend_from_slice(&json_len.to_le_bytes());
+        body.extend_from_slice(&[0u8; 32]);
+        let sum = fnv1a(&body);
+        body.extend_from_slice(&sum.to_le_bytes());
+        std::fs::write(&ck, &body).unwrap();
+        let out = leoclr(&["eval", "--checkpoint", ck.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("checkpoint.leoclr")
+                && err.contains("truncated")
+                && !err.contains("panicked"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn subset_refuses_to_write_over_its_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let src = root.join("assets/fashion-mnist-subset");
+    let copy = tmp.path().join("data");
+    std::fs::create_dir_all(&copy).unwrap();
+    for f in std::fs::read_dir(&src).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, copy.join(f.file_name().unwrap())).unwrap();
+    }
+    let before: Vec<u64> = ["train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"]
+        .iter()
+        .map(|f| std::fs::metadata(copy.join(f)).unwrap().len())
+        .collect();
+    let out = leoclr(&[
+        "subset",
+        "--data",
+        copy.to_str().unwrap(),
+        "--out",
+        copy.join(".").to_str().unwrap(),
+        "--train",
+        "10",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("the dataset being read"), "{err}");
+    let after: Vec<u64> = ["train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"]
+        .iter()
+        .map(|f| std::fs::metadata(copy.join(f)).unwrap().len())
+        .collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn a_new_run_refuses_a_directory_that_holds_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = run_dir(&tmp, "r");
+    let mut args = RUN.to_vec();
+    args.extend(["--out", dir.to_str().unwrap(), "--max-steps", "3"]);
+    ok(&args);
+    let files = ["checkpoint.leoclr", "metrics.jsonl", "config.json"];
+    let before: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect();
+    let out = leoclr(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("already holds a run")
+            && err.contains("--resume")
+            && err.contains("--overwrite"),
+        "{err}"
+    );
+    for (f, b) in files.iter().zip(&before) {
+        assert_eq!(&std::fs::read(dir.join(f)).unwrap(), b, "{f} changed");
+    }
+    // --overwrite starts over.
+    args.push("--overwrite");
+    ok(&args);
+    assert_eq!(metrics(&dir).len(), 1);
+}

@@ -29,15 +29,15 @@ pub enum AugmentOn {
 }
 
 impl std::str::FromStr for AugmentOn {
-    type Err = String;
+    type Err = Error;
 
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self> {
         match s {
             "cpu" => Ok(Self::Cpu),
             "device" | "gpu" => Ok(Self::Device),
-            other => Err(format!(
+            other => Err(Error::Config(format!(
                 "unknown augmentation place '{other}' (cpu, device)"
-            )),
+            ))),
         }
     }
 }
@@ -742,7 +742,7 @@ mod tests {
     #[test]
     fn first_losses_match_with_either_pipeline() {
         use crate::config::{Method, OriginalBranch, TrainConfig};
-        use crate::fit::{Feed, fit_epoch};
+        use crate::session::{Feed, ReadLoss, Session, fit_epoch};
         let dir = tempfile::tempdir().unwrap();
         idx_fixture(dir.path(), 8, 12);
         let ds = Arc::new(Dataset::open(&DatasetSpec::new(dir.path(), Split::Train)).unwrap());
@@ -755,14 +755,16 @@ mod tests {
                     original_branch: OriginalBranch::Key,
                 },
             );
-            let mut t = crate::Trainer::new(cfg, &Device::flex(), 2).unwrap();
+            let t = crate::Trainer::new(cfg, &Device::flex(), 2).unwrap();
             let feed = if device_feed {
                 Feed::Device(Arc::new(DeviceImages::upload(&ds, &t.device).unwrap()))
             } else {
                 Feed::Host
             };
+            let mut session = Session::new(t, ds.clone(), aug.clone(), lc.clone(), feed);
+            session.read_loss = ReadLoss::Every(1);
             let mut seen = Vec::new();
-            fit_epoch(&mut t, &ds, &aug, &lc, &feed, None, 1, &mut |e| {
+            fit_epoch(&mut session, None, &mut |e| {
                 seen.push(e.loss.unwrap());
                 true
             })
@@ -806,6 +808,7 @@ mod tests {
             "tpu"
                 .parse::<AugmentOn>()
                 .unwrap_err()
+                .to_string()
                 .contains("cpu, device")
         );
     }

@@ -1,5 +1,7 @@
 use burn::tensor::{Device, DeviceKind, FloatDType};
 
+use crate::{Error, Result};
+
 /// Which burn runtime to train on, chosen at run time. `vulkan` and `cuda` exist only in builds
 /// with the matching cargo feature (see `available`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -16,17 +18,17 @@ pub enum BackendKind {
 }
 
 impl std::str::FromStr for BackendKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
         let kind = match s {
             "cpu" | "flex" => Self::Cpu,
             "wgpu" | "gpu" => Self::Wgpu,
             "vulkan" => Self::Vulkan,
             "cuda" => Self::Cuda,
             other => {
-                return Err(format!(
+                return Err(Error::Config(format!(
                     "unknown backend '{other}' (cpu, wgpu, vulkan, cuda)"
-                ));
+                )));
             }
         };
         kind.available()?;
@@ -47,7 +49,7 @@ impl std::fmt::Display for BackendKind {
 
 impl BackendKind {
     /// Whether this build has the runtime; the error says how to get it.
-    pub fn available(self) -> Result<(), String> {
+    pub fn available(self) -> Result<()> {
         let (on, feature) = match self {
             Self::Cpu | Self::Wgpu => (true, ""),
             Self::Vulkan => (cfg!(feature = "vulkan"), "vulkan"),
@@ -56,10 +58,10 @@ impl BackendKind {
         if on {
             Ok(())
         } else {
-            Err(format!(
+            Err(Error::Config(format!(
                 "this build has no {feature} runtime: build with `--features {feature}` (on a machine \
                  with a GPU driver)"
-            ))
+            )))
         }
     }
 
@@ -92,13 +94,15 @@ pub enum Precision {
 }
 
 impl std::str::FromStr for Precision {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
         match s {
             "f32" | "fp32" => Ok(Self::F32),
             "f16" | "fp16" => Ok(Self::F16),
             "bf16" => Ok(Self::Bf16),
-            other => Err(format!("unknown precision '{other}' (f32, f16, bf16)")),
+            other => Err(Error::Config(format!(
+                "unknown precision '{other}' (f32, f16, bf16)"
+            ))),
         }
     }
 }
@@ -116,7 +120,7 @@ impl std::fmt::Display for Precision {
 impl BackendKind {
     /// The device with `precision` as its default float type. Only possible before the device's
     /// first tensor in this process (burn locks the defaults then), so one precision per process.
-    pub fn device_with(self, precision: Precision) -> Result<Device, String> {
+    pub fn device_with(self, precision: Precision) -> Result<Device> {
         let mut device = self.device();
         let dtype = match precision {
             Precision::F32 => return Ok(device),
@@ -124,13 +128,15 @@ impl BackendKind {
             Precision::Bf16 => FloatDType::BF16,
         };
         if !device.supports_dtype(dtype) {
-            return Err(format!(
+            return Err(Error::Backend(format!(
                 "the {self} backend does not support {precision} on this device"
-            ));
+            )));
         }
-        device
-            .configure(dtype)
-            .map_err(|e| format!("cannot switch the {self} backend to {precision}: {e}"))?;
+        device.configure(dtype).map_err(|e| {
+            Error::Backend(format!(
+                "cannot switch the {self} backend to {precision}: {e}"
+            ))
+        })?;
         Ok(device)
     }
 }
@@ -141,8 +147,8 @@ mod tests {
 
     #[test]
     fn runtimes_missing_from_the_build_are_clear_errors() {
-        assert_eq!("cpu".parse::<BackendKind>(), Ok(BackendKind::Cpu));
-        assert_eq!("wgpu".parse::<BackendKind>(), Ok(BackendKind::Wgpu));
+        assert_eq!("cpu".parse::<BackendKind>().unwrap(), BackendKind::Cpu);
+        assert_eq!("wgpu".parse::<BackendKind>().unwrap(), BackendKind::Wgpu);
         for (name, on) in [
             ("vulkan", cfg!(feature = "vulkan")),
             ("cuda", cfg!(feature = "cuda")),
@@ -150,7 +156,7 @@ mod tests {
             let r = name.parse::<BackendKind>();
             assert_eq!(r.is_ok(), on, "{r:?}");
             if let Err(e) = r {
-                assert!(e.contains(&format!("--features {name}")), "{e}");
+                assert!(e.to_string().contains(&format!("--features {name}")), "{e}");
             }
         }
         assert!("tpu".parse::<BackendKind>().is_err());

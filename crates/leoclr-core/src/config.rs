@@ -12,14 +12,26 @@ pub enum Backbone {
 }
 
 impl std::str::FromStr for Backbone {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
         match s.to_ascii_lowercase().replace('-', "").as_str() {
             "tiny" => Ok(Self::Tiny),
             "resnet18" | "r18" => Ok(Self::ResNet18),
             "resnet50" | "r50" => Ok(Self::ResNet50),
-            _ => Err(format!("unknown backbone '{s}' (tiny, resnet18, resnet50)")),
+            _ => Err(Error::Config(format!(
+                "unknown backbone '{s}' (tiny, resnet18, resnet50)"
+            ))),
         }
+    }
+}
+
+impl std::fmt::Display for Backbone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Tiny => "tiny",
+            Self::ResNet18 => "resnet18",
+            Self::ResNet50 => "resnet50",
+        })
     }
 }
 
@@ -90,13 +102,24 @@ pub enum OriginalBranch {
 }
 
 impl std::str::FromStr for OriginalBranch {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
         match s {
             "key" => Ok(Self::Key),
             "query" => Ok(Self::Query),
-            _ => Err(format!("unknown original branch '{s}' (key, query)")),
+            _ => Err(Error::Config(format!(
+                "unknown original branch '{s}' (key, query)"
+            ))),
         }
+    }
+}
+
+impl std::fmt::Display for OriginalBranch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Key => "key",
+            Self::Query => "query",
+        })
     }
 }
 
@@ -110,19 +133,6 @@ pub enum Method {
 }
 
 impl Method {
-    pub fn parse(name: &str, branch: OriginalBranch) -> std::result::Result<Self, String> {
-        match name {
-            "leoclr" => Ok(Self::Leoclr {
-                original_branch: branch,
-            }),
-            "mocov2" | "mocov2-sym" | "mocov2_sym" => Ok(Self::Mocov2 { symmetric: true }),
-            "mocov2-asym" | "mocov2_asym" => Ok(Self::Mocov2 { symmetric: false }),
-            _ => Err(format!(
-                "unknown method '{name}' (leoclr, mocov2, mocov2-asym)"
-            )),
-        }
-    }
-
     /// Short stable name, as used in result tables.
     pub fn label(&self) -> &'static str {
         match self {

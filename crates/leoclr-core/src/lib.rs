@@ -6,12 +6,11 @@
 
 pub mod augment_device;
 pub mod backend;
-pub mod checkpoint;
 pub mod config;
 pub mod ema;
 pub mod encoder;
+pub mod error;
 pub mod eval;
-pub mod fit;
 pub mod head;
 pub mod infer;
 pub mod loss;
@@ -19,27 +18,14 @@ pub mod queue;
 pub mod resnet;
 pub mod run;
 pub mod schedule;
+pub mod session;
 pub mod trainer;
 
 pub use backend::{BackendKind, Precision};
 pub use config::{Backbone, Method, ModelConfig, OriginalBranch, TrainConfig};
 pub use encoder::Encoder;
+/// Checkpoints belong to runs; this path is the one callers have always used.
+pub use run::checkpoint;
 pub use trainer::Trainer;
 
-/// Errors a user can cause: bad configs, unreadable checkpoints, bad data.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    #[error("{path}: {message}")]
-    Checkpoint {
-        path: std::path::PathBuf,
-        message: String,
-    },
-    #[error(transparent)]
-    Data(#[from] leoclr_data::DataError),
-    #[error("{0}")]
-    Backend(String),
-}
-
-pub type Result<T> = std::result::Result<T, Error>;
+pub use error::{Error, Result};

@@ -60,6 +60,9 @@ fn bf16_steps_track_f32_and_precision_is_fixed_per_process() {
         );
     }
     // The device is now locked to bf16: asking for another type is a clear error, not a panic.
-    let err = BackendKind::Cpu.device_with(Precision::F16).unwrap_err();
+    let err = BackendKind::Cpu
+        .device_with(Precision::F16)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("cannot switch"), "{err}");
 }

@@ -5,6 +5,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use leoclr_core::checkpoint::{load_trainer, save};
 use leoclr_core::ema::parameters;
+use leoclr_core::run::RunMeta;
 use leoclr_core::{Method, OriginalBranch, TrainConfig, Trainer};
 use leoclr_data::Batch;
 
@@ -39,11 +40,15 @@ fn resume_continues_the_same_run_exactly() {
     b.step(&batches[0]).unwrap();
     b.step(&batches[1]).unwrap();
     b.epoch = 1;
-    save(dir.path(), &b, serde_json::json!({"note": "x"})).unwrap();
+    let noted = RunMeta {
+        dataset: Some("x".into()),
+        ..RunMeta::default()
+    };
+    save(dir.path(), &b, &noted).unwrap();
     drop(b);
     let (mut c, meta) = load_trainer(dir.path(), &dev).unwrap();
     assert_eq!((meta.epoch, c.step, c.epoch), (1, 2, 1));
-    assert_eq!(meta.extra["note"], "x");
+    assert_eq!(meta.run.dataset.as_deref(), Some("x"));
     c.step(&batches[2]).unwrap();
     let lc = c.step(&batches[3]).unwrap().into_scalar::<f32>();
     let pa = parameters(&a.online);

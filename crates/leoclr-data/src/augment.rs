@@ -65,7 +65,12 @@ impl AugmentConfig {
         }
     }
 
-    pub fn validate(&self, channels: usize) -> Result<(), String> {
+    /// Refuses settings the pipeline cannot honour (sizes, probabilities, normalisation).
+    pub fn validate(&self, channels: usize) -> crate::error::Result<()> {
+        self.check(channels).map_err(crate::DataError::Config)
+    }
+
+    fn check(&self, channels: usize) -> Result<(), String> {
         let in01 = |v: f64| (0.0..=1.0).contains(&v);
         if self.size == 0 || self.size > 1024 {
             return Err(format!("view size {} outside 1..=1024", self.size));

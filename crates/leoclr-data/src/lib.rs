@@ -4,19 +4,17 @@
 //! compiles fast, runs on any thread and is reused unchanged by the CLI, the app and the web build.
 
 pub mod augment;
-pub mod cifar;
+pub mod dataset;
 pub mod error;
-pub mod folder;
-pub mod idx;
+pub mod formats;
 pub mod image;
 pub mod loader;
 pub mod rng;
-pub mod source;
-pub mod stl10;
 
 pub use augment::{AugmentConfig, CropBox, View, ViewParams};
+pub use dataset::{Dataset, Split};
 pub use error::DataError;
+pub use formats::{DatasetFormat, DatasetSpec, cifar, detect_format, folder, idx, stl10};
 pub use image::ImageU8;
 pub use loader::{Batch, Loader, LoaderConfig};
 pub use rng::Rng;
-pub use source::{Dataset, DatasetFormat, DatasetSpec, Split};

@@ -11,9 +11,9 @@ use crate::augment::{
     AugmentConfig, ViewParams, apply_view, original_view, sample_crop_params,
     sample_original_params,
 };
+use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
 use crate::rng::Rng;
-use crate::source::Dataset;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {

@@ -92,6 +92,19 @@ fn idx_truncated_corrupt_and_mismatched() {
         e.contains("train-labels") && e.contains("2 labels for 3 images"),
         "{e}"
     );
+    // Images of no pixels: refused when opened, naming the file (they used to reach the loader
+    // and panic there).
+    std::fs::write(
+        dir.path().join("train-images-idx3-ubyte.gz"),
+        gz(&idx::encode(&[3, 0, 0], &[])),
+    )
+    .unwrap();
+    std::fs::write(&lbl_path, idx::encode(&[3], &[0, 1, 2])).unwrap();
+    let e = open(dir.path(), Split::Train).unwrap_err().to_string();
+    assert!(
+        e.contains("train-images-idx3-ubyte") && e.contains("0x0 pixels"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -147,7 +160,7 @@ fn cifar10_and_cifar100() {
     std::fs::write(c100.join("test.bin"), cifar::encode(&imgs[..1], true)).unwrap();
     let ds = open(&c100, Split::Train).unwrap();
     assert_eq!(
-        leoclr_data::source::detect_format(&c100).unwrap(),
+        leoclr_data::detect_format(&c100).unwrap(),
         DatasetFormat::Cifar100
     );
     assert_eq!(

@@ -18,8 +18,8 @@ use leoclr_app::gallery::Gallery;
 use leoclr_app::model::LoadedModel;
 use leoclr_app::retrieval::Query;
 use leoclr_app::train_here::TrainHere;
-use leoclr_app::{LeoclrApp, Tab};
-use leoclr_data::folder::decode_bytes;
+use leoclr_app::{AppError, LeoclrApp, Tab};
+use leoclr_data::Split;
 use wasm_bindgen::prelude::*;
 
 const MODEL: &[u8] = include_bytes!("../../../assets/web/model.leoclr");
@@ -57,7 +57,7 @@ pub fn state_json() -> String {
     STATE.with(|s| s.borrow().clone())
 }
 
-fn bundled_app(train_device: Device, train_name: String) -> Result<LeoclrApp, String> {
+fn bundled_app(train_device: Device, train_name: String) -> Result<LeoclrApp, AppError> {
     let cpu = Device::flex();
     let mut app = LeoclrApp::new(
         cpu.clone(),
@@ -68,10 +68,11 @@ fn bundled_app(train_device: Device, train_name: String) -> Result<LeoclrApp, St
         (Path::new("gallery-images-idx3-ubyte.gz"), IMAGES.to_vec()),
         (Path::new("gallery-labels-idx1-ubyte.gz"), LABELS.to_vec()),
         true,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let ds = Arc::new(ds);
-    app.shared.set_dataset("Fashion-MNIST gallery", ds.clone());
+    app.shared
+        .workspace
+        .set_dataset("Fashion-MNIST gallery", Split::Test, ds.clone());
     let model = LoadedModel::from_bytes(Path::new("model.leoclr"), MODEL, &cpu)?;
     let feats: Vec<f32> = FEATURES
         .chunks_exact(4)
@@ -79,8 +80,8 @@ fn bundled_app(train_device: Device, train_name: String) -> Result<LeoclrApp, St
         .collect();
     let dim = feats.len() / ds.len().max(1);
     let gallery = Gallery::from_parts(model.id, ds, dim, feats)?;
-    app.shared.model = Some(model);
-    app.shared.gallery = Some(gallery);
+    app.shared.workspace.set_model(model);
+    app.shared.workspace.gallery = Some(gallery);
     app.retrieval.k = 10;
     Ok(app)
 }
@@ -90,7 +91,18 @@ struct WebApp {
     frame: u64,
     started_ms: f64,
     first_frame_ms: Option<f64>,
+    /// When the current retrieval query was set.
+    query_ms: f64,
     retrieval_ms: Option<f64>,
+}
+
+/// Which retrieval query is set, to notice a new one.
+fn query_id(a: &LeoclrApp) -> Option<String> {
+    match &a.retrieval.query {
+        Some(Query::Index(i)) => Some(format!("#{i}")),
+        Some(Query::File { name, .. }) => Some(name.clone()),
+        None => None,
+    }
 }
 
 impl WebApp {
@@ -98,6 +110,7 @@ impl WebApp {
         let a = &self.app;
         let marks: serde_json::Map<String, serde_json::Value> = a
             .shared
+            .status
             .marks
             .iter()
             .map(|(k, r)| (k.clone(), serde_json::json!([r.center().x, r.center().y])))
@@ -131,8 +144,8 @@ impl WebApp {
             "first_frame_ms": self.first_frame_ms,
             "retrieval_ms": self.retrieval_ms,
             "tab": a.tab.name(),
-            "notice": a.shared.notice.as_ref().map(|n| serde_json::json!({"error": n.error, "text": n.text})),
-            "device": a.shared.device_note,
+            "notice": a.shared.status.notice.as_ref().map(|n| serde_json::json!({"error": n.error, "text": n.text})),
+            "device": a.shared.workspace.device_note,
             "train_device": t.device_name,
             "marks": marks,
             "views": {"selected": a.views.selected, "boxes": boxes},
@@ -145,8 +158,10 @@ impl WebApp {
 
 impl eframe::App for WebApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let t0 = now_ms();
+        let query_before = query_id(&self.app);
         for (name, bytes) in UPLOADS.with(|u| std::mem::take(&mut *u.borrow_mut())) {
-            let img = decode_bytes(&bytes);
+            let img = leoclr_app::error::decode_dropped(&name, &bytes);
             self.app.query_file(name, img);
         }
         let before = self
@@ -155,8 +170,10 @@ impl eframe::App for WebApp {
             .results
             .as_ref()
             .map(|r| r.neighbours.clone());
-        let t0 = now_ms();
         self.app.ui(ui);
+        if query_id(&self.app) != query_before {
+            self.query_ms = t0;
+        }
         let after = self
             .app
             .retrieval
@@ -164,8 +181,9 @@ impl eframe::App for WebApp {
             .as_ref()
             .map(|r| r.neighbours.clone());
         if after.is_some() && after != before {
-            // The frame that answered a new query: embedding (uploads) plus the search.
-            self.retrieval_ms = Some(now_ms() - t0);
+            // From the frame that set the query to the one that answered it: embedding (uploads,
+            // between frames) plus the search.
+            self.retrieval_ms = Some(now_ms() - self.query_ms);
         }
         self.frame += 1;
         if self.first_frame_ms.is_none() {
@@ -190,9 +208,11 @@ pub async fn start(canvas_id: String) -> Result<(), JsValue> {
         }
     };
     let webgpu = train_name == "WebGPU";
-    let mut app = bundled_app(train_device, train_name).map_err(|e| JsValue::from_str(&e))?;
+    let mut app =
+        bundled_app(train_device, train_name).map_err(|e| JsValue::from_str(&e.to_string()))?;
     if !webgpu {
         app.shared
+            .status
             .info("No WebGPU adapter in this browser: Train here runs on the CPU backend.");
     }
     app.tab = Tab::Views;
@@ -207,6 +227,7 @@ pub async fn start(canvas_id: String) -> Result<(), JsValue> {
         frame: 0,
         started_ms,
         first_frame_ms: None,
+        query_ms: started_ms,
         retrieval_ms: None,
     };
     eframe::WebRunner::new()

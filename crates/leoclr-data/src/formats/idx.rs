@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::dataset::{Dataset, Split};
 use crate::error::{DataError, Result, maybe_gunzip, read_maybe_gz};
-use crate::source::{Dataset, Split};
 
 const FASHION_CLASSES: [&str; 10] = [
     "T-shirt/top",
@@ -135,6 +135,12 @@ pub fn from_files(
         return Err(DataError::format(
             img_path,
             format!("expected 3 dimensions (count, rows, cols), found {dims:?}"),
+        ));
+    }
+    if dims[1] == 0 || dims[2] == 0 {
+        return Err(DataError::format(
+            img_path,
+            format!("images of {}x{} pixels", dims[2], dims[1]),
         ));
     }
     let (ldims, labels) = parse(lbl_path, &maybe_gunzip(lbl_path, labels.1)?)?;

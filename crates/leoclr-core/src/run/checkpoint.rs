@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
+use super::meta::RunMeta;
 use crate::config::TrainConfig;
 use crate::encoder::Encoder;
 use crate::queue::KeyQueue;
@@ -34,8 +35,14 @@ pub struct Meta {
     /// whole RNG state.
     pub rng_seed: u64,
     pub next_epoch: usize,
-    /// What the caller wants back on resume (dataset, augmentation, backend, ...).
-    pub extra: serde_json::Value,
+    /// The run's settings and provenance (under `extra`, as older files name it).
+    #[serde(rename = "extra", default, deserialize_with = "null_as_default")]
+    pub run: RunMeta,
+}
+
+/// `null` (what the earliest files wrote when they had nothing to record) reads as empty.
+fn null_as_default<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<RunMeta, D::Error> {
+    Ok(Option::<RunMeta>::deserialize(d)?.unwrap_or_default())
 }
 
 fn fnv1a(data: &[u8]) -> u64 {
@@ -48,10 +55,7 @@ fn fnv1a(data: &[u8]) -> u64 {
 }
 
 fn err(path: &Path, message: impl Into<String>) -> Error {
-    Error::Checkpoint {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
+    Error::checkpoint(path, message)
 }
 
 fn encode(meta: &Meta, sections: &[&[u8]]) -> Vec<u8> {
@@ -86,9 +90,11 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<(Meta, Vec<Vec<u8>>)> {
     }
     let mut pos = MAGIC.len();
     let mut take = |n: usize| -> Result<&[u8]> {
-        let s = body
-            .get(pos..pos + n)
-            .ok_or_else(|| err(path, "truncated checkpoint"))?;
+        // Lengths come from the file: a crafted one must not overflow or over-read.
+        let s = pos
+            .checked_add(n)
+            .and_then(|end| body.get(pos..end))
+            .ok_or_else(|| err(path, "truncated checkpoint (a length points past the end)"))?;
         pos += n;
         Ok(s)
     };
@@ -135,7 +141,7 @@ fn load_encoder_bytes(
 }
 
 /// Writes `dir/checkpoint.leoclr` atomically.
-pub fn save(dir: &Path, trainer: &Trainer, extra: serde_json::Value) -> Result<PathBuf> {
+pub fn save(dir: &Path, trainer: &Trainer, run: &RunMeta) -> Result<PathBuf> {
     let path = dir.join(FILE_NAME);
     let meta = Meta {
         config: trainer.config.clone(),
@@ -147,7 +153,7 @@ pub fn save(dir: &Path, trainer: &Trainer, extra: serde_json::Value) -> Result<P
         queue_dim: trainer.queue.keys.dims()[1],
         rng_seed: trainer.config.seed,
         next_epoch: trainer.epoch,
-        extra,
+        run: run.clone(),
     };
     // BatchNorm running statistics are folded in lazily; `valid()` syncs them (in place, the state
     // is shared) so the record holds the latest values rather than ones lagging an update.
@@ -175,7 +181,11 @@ pub fn save(dir: &Path, trainer: &Trainer, extra: serde_json::Value) -> Result<P
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| err(dir, format!("cannot create directory: {e}")))?;
-    let tmp = path.with_extension("tmp");
+    // A name no other writer uses (another process, or another thread of this one).
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
     let res = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -254,8 +264,22 @@ pub fn load_trainer(path: &Path, device: &Device) -> Result<(Trainer, Meta)> {
             "holds only an exported encoder, not a training state to resume",
         ));
     }
-    let device = device.clone().autodiff();
     let cfg = meta.config.clone();
+    // Counters come from the file: keep the schedule's arithmetic (steps x epochs) in range and
+    // the queue the shape the configuration says.
+    let fits = meta.steps_per_epoch > 0
+        && meta.steps_per_epoch <= 1 << 32
+        && meta.step <= meta.steps_per_epoch * cfg.epochs
+        && meta.epoch <= cfg.epochs
+        && meta.queue_len == cfg.queue_size
+        && meta.queue_dim == cfg.model.head_out;
+    if !fits {
+        return Err(err(
+            &file,
+            "unreadable checkpoint (step, epoch or queue counters out of range)",
+        ));
+    }
+    let device = device.clone().autodiff();
     let queue_bytes = sections.pop().unwrap();
     let optim_bytes = sections.pop().unwrap();
     let key_bytes = sections.pop().unwrap();
@@ -266,7 +290,11 @@ pub fn load_trainer(path: &Path, device: &Device) -> Result<(Trainer, Meta)> {
     let optim = sgd(&cfg)
         .from_bytes(Bytes::from_bytes_vec(optim_bytes))
         .map_err(|e| err(&file, format!("unreadable optimiser state: {e}")))?;
-    if queue_bytes.len() != meta.queue_len * meta.queue_dim * 4 || meta.queue_len == 0 {
+    let queue_size = meta
+        .queue_len
+        .checked_mul(meta.queue_dim)
+        .and_then(|n| n.checked_mul(4));
+    if queue_size != Some(queue_bytes.len()) || meta.queue_len == 0 {
         return Err(err(&file, "queue size does not match its metadata"));
     }
     let q: Vec<f32> = queue_bytes
@@ -322,7 +350,7 @@ mod tests {
         let dev = Device::flex();
         let dir = tempfile::tempdir().unwrap();
         let t = Trainer::new(cfg(), &dev, 1).unwrap();
-        let path = save(dir.path(), &t, serde_json::Value::Null).unwrap();
+        let path = save(dir.path(), &t, &RunMeta::default()).unwrap();
         let good = std::fs::read(&path).unwrap();
         // Truncated.
         std::fs::write(&path, &good[..good.len() / 2]).unwrap();
@@ -349,7 +377,7 @@ mod tests {
         std::fs::write(&path, &good).unwrap();
         let blocked = dir.path().join("blocked");
         std::fs::create_dir_all(blocked.join(FILE_NAME)).unwrap();
-        assert!(save(&blocked, &t, serde_json::Value::Null).is_err());
+        assert!(save(&blocked, &t, &RunMeta::default()).is_err());
         assert_eq!(std::fs::read(&path).unwrap(), good);
         load_encoder(&path, &dev).unwrap();
     }
@@ -359,7 +387,11 @@ mod tests {
         let dev = Device::flex();
         let dir = tempfile::tempdir().unwrap();
         let t = Trainer::new(cfg(), &dev, 1).unwrap();
-        let full = save(dir.path(), &t, serde_json::json!({"note": 1})).unwrap();
+        let noted = RunMeta {
+            dataset: Some("note".into()),
+            ..RunMeta::default()
+        };
+        let full = save(dir.path(), &t, &noted).unwrap();
         let (enc, meta) = load_encoder(&full, &dev).unwrap();
         let small = dir.path().join("model.leoclr");
         save_encoder(&small, &enc, &meta).unwrap();
@@ -368,7 +400,7 @@ mod tests {
         );
         let bytes = std::fs::read(&small).unwrap();
         let (enc2, meta2) = load_encoder_from_bytes(&small, &bytes, &dev).unwrap();
-        assert_eq!(meta2.extra["note"], 1);
+        assert_eq!(meta2.run.dataset.as_deref(), Some("note"));
         assert_eq!(crate::ema::parameters(&enc), crate::ema::parameters(&enc2));
         let e = load_trainer(&small, &dev).err().unwrap().to_string();
         assert!(

@@ -2,9 +2,10 @@
 
 use std::path::Path;
 
+use super::common::{read_names, resolve_dir};
+use crate::dataset::{Dataset, Split};
 use crate::error::{DataError, Result};
 use crate::image::ImageU8;
-use crate::source::{Dataset, Split, read_names, resolve_dir};
 
 pub const SIDE: usize = 96;
 const RECORD: usize = SIDE * SIDE * 3;
@@ -109,5 +110,13 @@ pub fn open(path: &Path, split: Split) -> Result<Dataset> {
             (vec![(x, n), (u, m)], y, "stl10-train+unlabeled")
         }
     };
-    Dataset::stl_records(name.to_string(), parts, labels, classes)
+    Dataset::records(
+        name.to_string(),
+        3,
+        parts,
+        SIDE * SIDE * 3,
+        decode_record,
+        labels,
+        classes,
+    )
 }

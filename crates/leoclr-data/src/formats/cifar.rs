@@ -2,9 +2,10 @@
 
 use std::path::Path;
 
+use super::common::{read_names, resolve_dir};
+use crate::dataset::{Dataset, Split};
 use crate::error::{DataError, Result};
 use crate::image::ImageU8;
-use crate::source::{Dataset, Split, read_names, resolve_dir};
 
 const PIXELS: usize = 32 * 32 * 3;
 

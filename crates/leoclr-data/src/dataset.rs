@@ -1,6 +1,7 @@
 //! One dataset type over every supported format, so the loader, the CLI and the app never branch on
-//! where images come from. Small formats are held in memory; STL-10 and image folders are read per
-//! item (STL-10's unlabeled split is 2.7 GB).
+//! where images come from. Storage knows no format: images are held in memory, or read per item
+//! from fixed-size records or files through the decoder the format's reader hands over (STL-10's
+//! unlabeled split is 2.7 GB). The readers live in the `formats` module.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -10,35 +11,10 @@ use std::sync::Mutex;
 use crate::error::{DataError, Result};
 use crate::image::ImageU8;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DatasetFormat {
-    /// MNIST / Fashion-MNIST IDX files, raw or gzipped.
-    Idx,
-    Cifar10,
-    Cifar100,
-    Stl10,
-    /// A directory of images: one sub-folder per class, or flat (unlabelled).
-    Folder,
-}
-
-impl std::str::FromStr for DatasetFormat {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        Ok(match s.to_ascii_lowercase().as_str() {
-            "idx" | "mnist" | "fashion-mnist" => Self::Idx,
-            "cifar10" | "cifar-10" => Self::Cifar10,
-            "cifar100" | "cifar-100" => Self::Cifar100,
-            "stl10" | "stl-10" => Self::Stl10,
-            "folder" | "images" => Self::Folder,
-            other => {
-                return Err(format!(
-                    "unknown dataset format '{other}' (idx, cifar10, cifar100, stl10, folder)"
-                ));
-            }
-        })
-    }
-}
+/// Turns one fixed-size record into an image.
+pub type RecordDecoder = fn(&[u8]) -> ImageU8;
+/// Reads and decodes one image file.
+pub type FileDecoder = fn(&Path) -> Result<ImageU8>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -53,36 +29,30 @@ pub enum Split {
 }
 
 impl std::str::FromStr for Split {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = DataError;
+    fn from_str(s: &str) -> Result<Self> {
         Ok(match s {
             "train" => Self::Train,
             "test" => Self::Test,
             "unlabeled" | "unlabelled" => Self::Unlabeled,
             "train+unlabeled" => Self::TrainUnlabeled,
-            other => return Err(format!("unknown split '{other}'")),
+            other => {
+                return Err(DataError::Config(format!(
+                    "unknown split '{other}' (train, test, unlabeled, train+unlabeled)"
+                )));
+            }
         })
     }
 }
 
-/// What to open: a path, a format (detected when `None`), a split and an optional size limit.
-#[derive(Clone, Debug)]
-pub struct DatasetSpec {
-    pub path: PathBuf,
-    pub format: Option<DatasetFormat>,
-    pub split: Split,
-    /// Keep only the first `limit` items: a fixed subset for quick runs.
-    pub limit: Option<usize>,
-}
-
-impl DatasetSpec {
-    pub fn new(path: impl Into<PathBuf>, split: Split) -> Self {
-        Self {
-            path: path.into(),
-            format: None,
-            split,
-            limit: None,
-        }
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Train => "train",
+            Self::Test => "test",
+            Self::Unlabeled => "unlabeled",
+            Self::TrainUnlabeled => "train+unlabeled",
+        })
     }
 }
 
@@ -93,16 +63,20 @@ enum Items {
         height: usize,
         pixels: Vec<u8>,
     },
-    /// Fixed-size records in a file (STL-10: CHW, column-major planes).
+    /// Fixed-size records in a file (STL-10).
     Records {
         path: PathBuf,
         file: Mutex<File>,
-        side: usize,
-        first: usize,
+        record_len: usize,
+        decode: RecordDecoder,
     },
     /// Several record sources back to back (STL-10 train+unlabeled).
     Concat(Vec<(usize, Items)>),
-    Files(Vec<PathBuf>),
+    /// One file per image.
+    Files {
+        paths: Vec<PathBuf>,
+        decode: FileDecoder,
+    },
 }
 
 /// A dataset: images (decoded on demand where they live on disk) with optional labels.
@@ -128,27 +102,6 @@ impl std::fmt::Debug for Dataset {
 }
 
 impl Dataset {
-    pub fn open(spec: &DatasetSpec) -> Result<Self> {
-        let format = match spec.format {
-            Some(f) => f,
-            None => detect_format(&spec.path)?,
-        };
-        let mut ds = match format {
-            DatasetFormat::Idx => crate::idx::open(&spec.path, spec.split)?,
-            DatasetFormat::Cifar10 => crate::cifar::open(&spec.path, spec.split, false)?,
-            DatasetFormat::Cifar100 => crate::cifar::open(&spec.path, spec.split, true)?,
-            DatasetFormat::Stl10 => crate::stl10::open(&spec.path, spec.split)?,
-            DatasetFormat::Folder => crate::folder::open(&spec.path)?,
-        };
-        if let Some(limit) = spec.limit {
-            ds.index.truncate(limit);
-        }
-        if ds.is_empty() {
-            return Err(DataError::format(&spec.path, "dataset holds no images"));
-        }
-        Ok(ds)
-    }
-
     /// An in-memory copy with every image converted to `channels` (gray replicated to RGB, RGB to
     /// luma): e.g. an RGB benchmark input from a grayscale dataset. Needs images of one size.
     pub fn with_channels(&self, channels: usize) -> Result<Self> {
@@ -200,9 +153,15 @@ impl Dataset {
         }
     }
 
-    pub(crate) fn stl_records(
+    /// Images read per item from files of fixed-size records: `parts` are (file, record count),
+    /// back to back; each record is `record_len` bytes that `decode` turns into a `channels`-channel
+    /// image.
+    pub(crate) fn records(
         name: String,
+        channels: usize,
         parts: Vec<(PathBuf, usize)>,
+        record_len: usize,
+        decode: RecordDecoder,
         labels: Vec<Option<u32>>,
         classes: Vec<String>,
     ) -> Result<Self> {
@@ -214,19 +173,18 @@ impl Dataset {
                 Items::Records {
                     path,
                     file: Mutex::new(file),
-                    side: crate::stl10::SIDE,
-                    first: 0,
+                    record_len,
+                    decode,
                 },
             ));
         }
-        let items = if items.len() == 1 {
-            items.pop().unwrap().1
-        } else {
-            Items::Concat(items)
+        let items = match items.len() {
+            1 => items.swap_remove(0).1,
+            _ => Items::Concat(items),
         };
         Ok(Self {
             name,
-            channels: 3,
+            channels,
             classes,
             index: (0..labels.len()).collect(),
             labels,
@@ -234,20 +192,28 @@ impl Dataset {
         })
     }
 
+    /// Images read per item from files that `decode` turns into `channels`-channel images.
     pub(crate) fn files(
         name: String,
+        channels: usize,
         paths: Vec<PathBuf>,
+        decode: FileDecoder,
         labels: Vec<Option<u32>>,
         classes: Vec<String>,
     ) -> Self {
         Self {
             name,
-            channels: 3,
+            channels,
             classes,
             index: (0..paths.len()).collect(),
             labels,
-            items: Items::Files(paths),
+            items: Items::Files { paths, decode },
         }
+    }
+
+    /// Keeps the first `limit` items.
+    pub(crate) fn truncate(&mut self, limit: usize) {
+        self.index.truncate(limit);
     }
 
     pub fn len(&self) -> usize {
@@ -286,7 +252,7 @@ impl Dataset {
     pub fn describe(&self, i: usize) -> String {
         let j = self.index[i];
         match &self.items {
-            Items::Files(paths) => paths[j].display().to_string(),
+            Items::Files { paths, .. } => paths[j].display().to_string(),
             _ => format!("{}#{j}", self.name),
         }
     }
@@ -316,18 +282,17 @@ fn get_item(items: &Items, j: usize, channels: usize) -> Result<ImageU8> {
         Items::Records {
             path,
             file,
-            side,
-            first,
+            record_len,
+            decode,
         } => {
-            let n = side * side * 3;
-            let mut buf = vec![0u8; n];
+            let mut buf = vec![0u8; *record_len];
             {
                 let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
-                f.seek(SeekFrom::Start(((first + j) * n) as u64))
+                f.seek(SeekFrom::Start((j as u64) * (*record_len as u64)))
                     .and_then(|_| f.read_exact(&mut buf))
                     .map_err(|e| DataError::io(path, e))?;
             }
-            Ok(crate::stl10::decode_record(&buf))
+            Ok(decode(&buf))
         }
         Items::Concat(parts) => {
             let mut j = j;
@@ -339,61 +304,6 @@ fn get_item(items: &Items, j: usize, channels: usize) -> Result<ImageU8> {
             }
             unreachable!("index checked against labels length")
         }
-        Items::Files(paths) => crate::folder::decode_file(&paths[j]),
+        Items::Files { paths, decode } => decode(&paths[j]),
     }
-}
-
-/// Guesses the format from the files in a directory.
-pub fn detect_format(path: &Path) -> Result<DatasetFormat> {
-    if !path.exists() {
-        return Err(DataError::format(path, "no such file or directory"));
-    }
-    if !path.is_dir() {
-        return Err(DataError::format(
-            path,
-            "expected a dataset directory (IDX, CIFAR, STL-10 or an image folder)",
-        ));
-    }
-    let has = |name: &str| path.join(name).exists() || path.join(format!("{name}.gz")).exists();
-    let sub = |dir: &str, name: &str| path.join(dir).join(name).exists();
-    if has("train-images-idx3-ubyte") || has("t10k-images-idx3-ubyte") {
-        return Ok(DatasetFormat::Idx);
-    }
-    if has("data_batch_1.bin")
-        || has("test_batch.bin")
-        || sub("cifar-10-batches-bin", "test_batch.bin")
-    {
-        return Ok(DatasetFormat::Cifar10);
-    }
-    if (has("train.bin") && has("test.bin")) || sub("cifar-100-binary", "test.bin") {
-        return Ok(DatasetFormat::Cifar100);
-    }
-    if has("train_X.bin") || has("unlabeled_X.bin") || sub("stl10_binary", "train_X.bin") {
-        return Ok(DatasetFormat::Stl10);
-    }
-    Ok(DatasetFormat::Folder)
-}
-
-/// Resolves an optional well-known sub-directory (e.g. `cifar-10-batches-bin`).
-pub(crate) fn resolve_dir(path: &Path, sub: &str, probe: &str) -> PathBuf {
-    if path.join(probe).exists() {
-        path.to_path_buf()
-    } else if path.join(sub).join(probe).exists() {
-        path.join(sub)
-    } else {
-        path.to_path_buf()
-    }
-}
-
-/// Reads one line per class name from an optional metadata file.
-pub(crate) fn read_names(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .map(|s| {
-            s.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
 }

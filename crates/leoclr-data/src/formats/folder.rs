@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
 use crate::image::ImageU8;
-use crate::source::Dataset;
 
 const EXTENSIONS: [&str; 9] = [
     "jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "pgm",
@@ -76,20 +76,24 @@ pub fn open(root: &Path) -> Result<Dataset> {
         .unwrap_or_default()
         .to_string_lossy()
         .to_string();
-    Ok(Dataset::files(name, paths, labels, classes))
+    Ok(Dataset::files(name, 3, paths, decode_file, labels, classes))
 }
 
 /// Decodes any supported file to 8-bit RGB (grayscale, alpha and 16-bit inputs are converted).
 pub fn decode_file(path: &Path) -> Result<ImageU8> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    decode_bytes(&bytes).map_err(|message| DataError::Decode {
-        path: path.to_path_buf(),
+    decode_bytes(path, &bytes)
+}
+
+/// Decodes image bytes (for uploads and drops as well as files); `name` names them in the error.
+pub fn decode_bytes(name: &Path, bytes: &[u8]) -> Result<ImageU8> {
+    decode(bytes).map_err(|message| DataError::Decode {
+        path: name.to_path_buf(),
         message,
     })
 }
 
-/// Decodes image bytes (for uploads and drops as well as files).
-pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<ImageU8, String> {
+fn decode(bytes: &[u8]) -> std::result::Result<ImageU8, String> {
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| e.to_string())?;

@@ -1,0 +1,102 @@
+//! What every panel is handed: the workspace, the status line and the thumbnail cache, with the
+//! few helpers that need all three.
+
+use std::path::Path;
+
+use eframe::egui;
+use leoclr_data::Split;
+
+use crate::gallery::Gallery;
+use crate::status::Status;
+use crate::thumbs::Thumbs;
+use crate::workspace::Workspace;
+
+pub struct Shared {
+    pub workspace: Workspace,
+    pub status: Status,
+    pub thumbs: Thumbs,
+}
+
+impl Shared {
+    pub fn new(workspace: Workspace) -> Self {
+        Self {
+            workspace,
+            status: Status::default(),
+            thumbs: Thumbs::default(),
+        }
+    }
+
+    /// Opens a dataset; the status line says what was opened or why not (the old one stays).
+    pub fn open_dataset(&mut self, path: &Path, split: Split) -> bool {
+        match self.workspace.open_dataset(path, split) {
+            Ok(summary) => {
+                self.status.info(summary);
+                true
+            }
+            Err(e) => {
+                self.status.error(e.to_string());
+                false
+            }
+        }
+    }
+
+    /// Loads a model; the status line says which or why not (the old one stays).
+    pub fn load_model(&mut self, path: &Path) -> bool {
+        match self.workspace.load_model(path) {
+            Ok(summary) => {
+                self.status.info(summary);
+                true
+            }
+            Err(e) => {
+                self.status.error(e.to_string());
+                false
+            }
+        }
+    }
+
+    /// Starts embedding the dataset; a model that does not fit the data is a message.
+    pub fn start_gallery(&mut self, ctx: &egui::Context) {
+        if let Err(e) = self.workspace.start_gallery(ctx) {
+            self.status.error(e.to_string());
+        }
+    }
+
+    /// Consumes the embedding job's result (called every frame, whatever tab is shown).
+    pub fn poll_gallery(&mut self) {
+        match self.workspace.poll_gallery() {
+            Some(Ok(n)) => self.status.info(format!("embedded {n} images")),
+            Some(Err(e)) => self.status.error(format!("embedding failed: {e}")),
+            None => {}
+        }
+    }
+
+    /// The gallery if ready. Otherwise a prompt (open data, load a model, embed) or the
+    /// embedding's progress, and `None`.
+    pub fn gallery_or_prompt(&mut self, ui: &mut egui::Ui) -> Option<&mut Gallery> {
+        let ws = &mut self.workspace;
+        if ws.data.is_none() {
+            ui.label("Open a dataset first (top bar).");
+            return None;
+        }
+        if ws.model.is_none() {
+            ui.label("Load a model first (top bar): a checkpoint file or a run directory.");
+            return None;
+        }
+        if let Some(job) = &ws.gallery_job {
+            job.show(ui);
+            return None;
+        }
+        if ws.current_gallery().is_none() {
+            if let Some(why) = ws.mismatch() {
+                ui.colored_label(ui.visuals().error_fg_color, why.to_string());
+                return None;
+            }
+            let n = ws.dataset().map_or(0, |d| d.len());
+            if ui.button(format!("Embed dataset ({n} images)")).clicked() {
+                self.start_gallery(ui.ctx());
+            }
+            return None;
+        }
+        self.workspace.current_gallery()
+    }
+}

@@ -1,0 +1,335 @@
+//! A training run as a directory: the settings, a checkpoint after every epoch and a
+//! `metrics.jsonl` log. Shared by `leoclr train` and the desktop app, so a run started in one can be
+//! watched, stopped and resumed in the other. Reports through events, never prints.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use burn::tensor::Device;
+
+use super::checkpoint;
+use super::meta::RunMeta;
+use super::metrics::{EpochRecord, METRICS_FILE, append_metrics, restore_metrics};
+use super::plan::Plan;
+use super::spec::RunSpec;
+use crate::encoder::Encoder;
+use crate::eval::{EvalOptions, Scores, embedding_std, evaluate};
+use crate::session::{Session, StepEvent, fit_epoch};
+use crate::{Error, Result};
+
+pub const CONFIG_FILE: &str = "config.json";
+/// Held (an advisory lock, holding the owner's pid) while a process trains in the directory.
+pub const LOCK_FILE: &str = ".lock";
+
+/// An exclusive claim on a run directory; released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+/// Claims `dir` for this process, or says which process holds it.
+pub fn lock_run_dir(dir: &Path) -> Result<RunLock> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let path = dir.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => {
+            let pid = std::process::id().to_string();
+            file.set_len(0)
+                .and_then(|_| file.write_all(pid.as_bytes()))
+                .map_err(|e| Error::io(&path, e))?;
+            Ok(RunLock { _file: file })
+        }
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy {
+            dir: dir.to_path_buf(),
+            pid: std::fs::read_to_string(&path).unwrap_or_else(|_| "unknown".into()),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}
+
+/// Pause and stop requests from another thread (the app's buttons, Ctrl-C).
+#[derive(Debug, Default)]
+pub struct Control {
+    stop: AtomicBool,
+    pause: AtomicBool,
+}
+
+impl Control {
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+    pub fn set_paused(&self, paused: bool) {
+        self.pause.store(paused, Ordering::Relaxed);
+    }
+    pub fn is_stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+    pub fn is_paused(&self) -> bool {
+        self.pause.load(Ordering::Relaxed)
+    }
+    /// Blocks while paused; true when the run should stop.
+    fn wait(&self) -> bool {
+        while self.is_paused() && !self.is_stopped() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.is_stopped()
+    }
+}
+
+/// What a run reports while it trains.
+#[derive(Clone, Debug)]
+pub enum RunEvent {
+    Step(StepEvent),
+    /// Embedding bank/test for kNN: (which, done, total).
+    Evaluating(&'static str, usize, usize),
+    /// An epoch ended and its checkpoint and metrics line are on disk.
+    Epoch(EpochRecord),
+}
+
+/// How `train` ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every epoch done.
+    Finished,
+    /// Stopped by `Control::stop` or `max_steps`; the last epoch's checkpoint is kept.
+    Stopped { steps: usize },
+}
+
+/// What a new run does with a directory that already holds a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Existing {
+    /// Refuse to start (the default: nothing is lost by mistake).
+    #[default]
+    Refuse,
+    /// Start over: a new settings file and metrics log, the checkpoint replaced after epoch 1.
+    Replace,
+}
+
+/// Whether `dir` holds a run (a checkpoint or a metrics log).
+pub fn holds_run(dir: &Path) -> bool {
+    dir.join(checkpoint::FILE_NAME).exists() || dir.join(METRICS_FILE).exists()
+}
+
+/// A run ready to train: its plan (datasets, augmentation, settings), the session that steps it,
+/// and its directory.
+pub struct Run {
+    pub plan: Plan,
+    pub session: Session,
+    pub device: Device,
+    pub resumed: bool,
+    /// For a new run: what to do with a run already in its directory.
+    pub existing: Existing,
+    meta: RunMeta,
+}
+
+impl Run {
+    /// Prepares a new run (nothing is written until training starts; a directory that already
+    /// holds a run is refused then, unless `existing` is set to replace it). `argv` is recorded
+    /// in the checkpoint for provenance.
+    pub fn create(spec: RunSpec, argv: Option<Vec<String>>) -> Result<Self> {
+        let plan = Plan::new(spec)?;
+        let device = plan.device();
+        let session = plan.session(&device)?;
+        Ok(Self::assemble(plan, session, device, argv, false))
+    }
+
+    /// Opens the run in `dir` to continue it from its last checkpoint, with the settings it was
+    /// started with.
+    pub fn resume(dir: &Path) -> Result<Self> {
+        let (_, meta) = checkpoint::load_encoder(dir, &Device::flex())?;
+        let bad = |m: &str| Error::checkpoint(&dir.join(checkpoint::FILE_NAME), m);
+        let mut spec = meta
+            .run
+            .spec
+            .ok_or_else(|| bad("does not record its run settings"))?;
+        spec.out = dir.to_path_buf();
+        let plan = Plan::new(spec)?;
+        let device = plan.device();
+        let (trainer, _) = checkpoint::load_trainer(dir, &device)?;
+        let session = plan.session_with(trainer)?;
+        restore_metrics(dir, &meta.run.history)?;
+        let mut run = Self::assemble(plan, session, device, meta.run.argv, true);
+        run.meta.history = meta.run.history;
+        Ok(run)
+    }
+
+    fn assemble(
+        plan: Plan,
+        session: Session,
+        device: Device,
+        argv: Option<Vec<String>>,
+        resumed: bool,
+    ) -> Self {
+        let meta = plan.meta(argv);
+        Self {
+            plan,
+            session,
+            device,
+            resumed,
+            existing: Existing::Refuse,
+            meta,
+        }
+    }
+
+    pub fn spec(&self) -> &RunSpec {
+        &self.plan.spec
+    }
+
+    pub fn trainer(&self) -> &crate::Trainer {
+        &self.session.trainer
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.plan.spec.out
+    }
+
+    pub fn is_finished(&self) -> bool {
+        let t = &self.session.trainer;
+        t.epoch >= t.config.epochs
+    }
+
+    /// kNN (k=200, T=0.1) of an encoder on this run's bank and test sets, if it has them.
+    pub fn knn(
+        &self,
+        encoder: &Encoder,
+        progress: &mut dyn FnMut(&'static str, usize, usize),
+    ) -> Result<Option<Scores>> {
+        let (Some(bank), Some(test)) = (&self.plan.sets.bank, &self.plan.sets.test) else {
+            return Ok(None);
+        };
+        evaluate(
+            encoder,
+            bank,
+            test,
+            &self.plan.aug,
+            &self.device,
+            EvalOptions::knn_only(),
+            progress,
+        )
+        .map(Some)
+    }
+
+    fn start_dir(&self) -> Result<()> {
+        let dir = self.dir();
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        if !self.resumed && self.session.trainer.step == 0 {
+            if self.existing == Existing::Refuse && holds_run(dir) {
+                return Err(Error::RunExists {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            let cfg = serde_json::json!({
+                "spec": self.plan.spec,
+                "train": self.plan.config,
+                "augment": *self.plan.aug,
+            });
+            let cfg = serde_json::to_vec_pretty(&cfg).expect("config serialises");
+            checkpoint::write_atomic(&dir.join(CONFIG_FILE), &cfg)?;
+            // A new run starts a new metrics log.
+            let _ = std::fs::remove_file(dir.join(METRICS_FILE));
+        }
+        Ok(())
+    }
+
+    /// An error during an epoch, with the checkpoint that survives it named where there is one.
+    fn interrupted(&self, cause: Error) -> Error {
+        let checkpoint = self.dir().join(checkpoint::FILE_NAME);
+        if checkpoint.exists() {
+            Error::Interrupted {
+                cause: Box::new(cause),
+                checkpoint,
+            }
+        } else {
+            cause
+        }
+    }
+
+    /// Trains until the last epoch, a stop request, or `max_steps` steps. After each epoch: the
+    /// checkpoint, kNN when due, the metrics line, then an `Epoch` event. A stop mid-epoch keeps
+    /// the last checkpoint (resume repeats that epoch exactly: data randomness is seeded per epoch).
+    pub fn train(
+        &mut self,
+        control: &Control,
+        max_steps: Option<usize>,
+        on_event: &mut dyn FnMut(RunEvent),
+    ) -> Result<Outcome> {
+        let _lock = lock_run_dir(self.dir())?;
+        self.start_dir()?;
+        let mut steps = 0usize;
+        while !self.is_finished() {
+            let budget = max_steps.map(|m| m.saturating_sub(steps));
+            if budget == Some(0) || control.wait() {
+                return Ok(Outcome::Stopped { steps });
+            }
+            let before = self.session.trainer.step;
+            let stats = fit_epoch(&mut self.session, budget, &mut |e| {
+                on_event(RunEvent::Step(e.clone()));
+                !control.wait()
+            })
+            .map_err(|e| self.interrupted(e))?;
+            steps += self.session.trainer.step - before;
+            if !stats.complete {
+                return Ok(Outcome::Stopped { steps });
+            }
+            let t = &self.session.trainer;
+            let mut rec = EpochRecord {
+                epoch: t.epoch,
+                loss: stats.loss,
+                lr: stats.lr,
+                ema_momentum: t.ema_momentum(),
+                images_per_s: stats.images_per_s(),
+                epoch_s: stats.seconds,
+                step: t.step,
+                knn_top1: None,
+                embedding_std: None,
+            };
+            // The checkpoint first (with the record): an evaluation that fails must not cost
+            // the epoch.
+            self.meta.history.push(rec.clone());
+            checkpoint::save(self.dir(), &self.session.trainer, &self.meta)?;
+            let t = &self.session.trainer;
+            let every = self.plan.spec.eval_every;
+            if self.is_finished() || (every > 0 && t.epoch.is_multiple_of(every)) {
+                let online = t.online.clone();
+                let scores = self
+                    .knn(&online, &mut |w, d, n| {
+                        on_event(RunEvent::Evaluating(w, d, n))
+                    })
+                    .map_err(|e| self.interrupted(e))?;
+                if let Some(s) = scores {
+                    rec.knn_top1 = Some(s.knn_top1);
+                    rec.embedding_std = Some(embedding_std(&s.test_features));
+                }
+            }
+            append_metrics(self.dir(), &rec)?;
+            on_event(RunEvent::Epoch(rec));
+        }
+        Ok(Outcome::Finished)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_directory_has_one_trainer_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_run_dir(dir.path()).unwrap();
+        let e = lock_run_dir(dir.path()).unwrap_err();
+        let pid = std::process::id().to_string();
+        assert!(matches!(&e, Error::Busy { pid: p, .. } if *p == pid), "{e}");
+        assert!(e.to_string().contains(&format!("pid {pid}")), "{e}");
+        drop(held);
+        lock_run_dir(dir.path()).unwrap();
+    }
+}

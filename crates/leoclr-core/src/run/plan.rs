@@ -1,0 +1,232 @@
+//! A run assembled from its [`RunSpec`]: datasets, view size, augmentation, model, training and
+//! loader settings. The only place these are derived, for `train`, `compare` (one plan per
+//! method), `bench` and the browser's Train here.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use burn::tensor::Device;
+use leoclr_data::{
+    AugmentConfig, Dataset, DatasetFormat, DatasetSpec, Loader, LoaderConfig, Split,
+};
+
+use super::meta::RunMeta;
+use super::spec::{RunSpec, augment};
+use crate::augment_device::{AugmentOn, DeviceImages};
+use crate::config::{Method, ModelConfig, TrainConfig};
+use crate::session::{Feed, Session};
+use crate::trainer::Trainer;
+use crate::{Error, Result};
+
+/// The datasets of a run: what it trains on, the labelled kNN bank, and the labelled test set.
+#[derive(Clone)]
+pub struct Sets {
+    pub train: Arc<Dataset>,
+    pub bank: Option<Arc<Dataset>>,
+    pub test: Option<Arc<Dataset>>,
+}
+
+impl Sets {
+    /// Training data only (no evaluation): the browser's gallery, the benchmark's batches.
+    pub fn train_only(train: Arc<Dataset>) -> Self {
+        Self {
+            train,
+            bank: None,
+            test: None,
+        }
+    }
+}
+
+fn open(spec: DatasetSpec) -> Result<Arc<Dataset>> {
+    Ok(Arc::new(Dataset::open(&spec)?))
+}
+
+/// Opens the training data and, where there are labels, the kNN bank and test set.
+pub fn open_sets(d: &super::DataSpec) -> Result<Sets> {
+    let train = open(DatasetSpec {
+        path: d.data.clone(),
+        format: d.format,
+        split: d.split,
+        limit: d.limit,
+    })?;
+    let bank = match &d.bank_data {
+        Some(p) => Some(open(DatasetSpec {
+            path: p.clone(),
+            format: None,
+            split: Split::Train,
+            limit: d.limit,
+        })?),
+        None if train.has_labels() => Some(train.clone()),
+        None => None,
+    };
+    let test_spec = |path: &Path, fmt: DatasetFormat| DatasetSpec {
+        path: path.to_path_buf(),
+        format: Some(fmt),
+        split: if fmt == DatasetFormat::Folder {
+            Split::Train
+        } else {
+            Split::Test
+        },
+        limit: d.test_limit,
+    };
+    let test = match &d.test_data {
+        Some(p) => Some(open(test_spec(p, leoclr_data::detect_format(p)?))?),
+        None => {
+            let fmt = match d.format {
+                Some(f) => f,
+                None => leoclr_data::detect_format(&d.data)?,
+            };
+            // An image folder has no test split of its own.
+            if fmt == DatasetFormat::Folder {
+                None
+            } else {
+                Some(open(test_spec(&d.data, fmt))?)
+            }
+        }
+    };
+    let test = test.filter(|t| t.has_labels());
+    Ok(Sets { train, bank, test })
+}
+
+/// Default view side: the dataset's own image side (96 for image folders), at most 224.
+pub fn view_size(ds: &Dataset, size: Option<usize>) -> Result<usize> {
+    if let Some(s) = size {
+        return Ok(s);
+    }
+    let img = ds.get(0)?;
+    Ok(if ds.name.is_empty() || img.width != img.height {
+        96
+    } else {
+        img.width.min(224)
+    })
+}
+
+/// Everything a run needs before its first step, derived from a [`RunSpec`].
+#[derive(Clone)]
+pub struct Plan {
+    pub spec: RunSpec,
+    pub sets: Sets,
+    pub view_size: usize,
+    pub aug: Arc<AugmentConfig>,
+    pub config: TrainConfig,
+    pub loader: LoaderConfig,
+    pub steps_per_epoch: usize,
+}
+
+impl Plan {
+    /// Opens the spec's datasets and derives the rest.
+    pub fn new(spec: RunSpec) -> Result<Self> {
+        spec.check_paths()?;
+        spec.backend.available()?;
+        let sets = open_sets(&spec.data)?;
+        Self::with_sets(spec, sets)
+    }
+
+    /// A plan over datasets already open (in memory, or shared between the plans of a comparison).
+    pub fn with_sets(spec: RunSpec, sets: Sets) -> Result<Self> {
+        spec.check_paths()?;
+        let train = &sets.train;
+        let size = view_size(train, spec.data.size)?;
+        let aug = augment(train.channels, size, spec.aug)?;
+        let mut model = ModelConfig::new(
+            spec.model.backbone,
+            train.channels,
+            spec.model.small_stem.unwrap_or(size <= 64),
+        );
+        model.head_out = spec.head_dim;
+        let config = TrainConfig {
+            model,
+            method: spec.model.method(),
+            epochs: spec.epochs,
+            batch_size: spec.batch,
+            lr: spec.lr,
+            warmup_epochs: spec.warmup_epochs,
+            weight_decay: spec.weight_decay,
+            sgd_momentum: 0.9,
+            temperature: spec.temperature,
+            queue_size: spec.queue,
+            ema_momentum: spec.momentum,
+            ema_cosine: spec.momentum_cosine,
+            seed: spec.seed,
+        };
+        config.validate()?;
+        let mut loader = LoaderConfig::train(spec.batch, spec.seed);
+        if let Some(w) = spec.data.workers {
+            loader.workers = w.max(1);
+        }
+        let steps_per_epoch = Loader::num_batches(train.len(), &loader);
+        if steps_per_epoch == 0 {
+            return Err(Error::Config(format!(
+                "{}: {} images are fewer than one batch of {}",
+                spec.data.data.display(),
+                train.len(),
+                spec.batch
+            )));
+        }
+        Ok(Self {
+            spec,
+            view_size: size,
+            aug: Arc::new(aug),
+            config,
+            loader,
+            steps_per_epoch,
+            sets,
+        })
+    }
+
+    /// The same plan with another objective (a row of a comparison).
+    pub fn with_method(&self, method: Method) -> Self {
+        let mut plan = self.clone();
+        plan.spec.model.set_method(method);
+        plan.config.method = method;
+        plan
+    }
+
+    /// The plain (inference) device of the spec's backend.
+    pub fn device(&self) -> Device {
+        self.spec.backend.device()
+    }
+
+    /// A fresh trainer (seeded weights, random queue) on `device`, ready to step.
+    pub fn session(&self, device: &Device) -> Result<Session> {
+        let trainer = Trainer::new(self.config.clone(), device, self.steps_per_epoch)?;
+        self.session_with(trainer)
+    }
+
+    /// A session around an existing trainer (a resumed one): checks that it fits the data.
+    pub fn session_with(&self, trainer: Trainer) -> Result<Session> {
+        if trainer.steps_per_epoch != self.steps_per_epoch {
+            return Err(Error::Config(format!(
+                "the dataset changed since the checkpoint ({} steps an epoch, now {})",
+                trainer.steps_per_epoch, self.steps_per_epoch
+            )));
+        }
+        let feed = match self.spec.augment_on {
+            AugmentOn::Cpu => Feed::Host,
+            AugmentOn::Device => Feed::Device(Arc::new(DeviceImages::upload(
+                &self.sets.train,
+                &trainer.device,
+            )?)),
+        };
+        Ok(Session::new(
+            trainer,
+            self.sets.train.clone(),
+            self.aug.clone(),
+            self.loader.clone(),
+            feed,
+        ))
+    }
+
+    /// What a checkpoint of this plan records besides the tensors.
+    pub fn meta(&self, argv: Option<Vec<String>>) -> RunMeta {
+        RunMeta {
+            spec: Some(self.spec.clone()),
+            argv,
+            augment: Some((*self.aug).clone()),
+            view_size: Some(self.view_size),
+            backend: Some(self.spec.backend),
+            dataset: Some(self.sets.train.name.clone()),
+            ..RunMeta::default()
+        }
+    }
+}
