@@ -6,6 +6,7 @@ use std::path::Path;
 use eframe::egui;
 use leoclr_data::Split;
 
+use crate::error::Result;
 use crate::gallery::Gallery;
 use crate::status::Status;
 use crate::thumbs::Thumbs;
@@ -28,30 +29,24 @@ impl Shared {
 
     /// Opens a dataset; the status line says what was opened or why not (the old one stays).
     pub fn open_dataset(&mut self, path: &Path, split: Split) -> bool {
-        match self.workspace.open_dataset(path, split) {
-            Ok(summary) => {
-                self.status.info(summary);
-                true
-            }
-            Err(e) => {
-                self.status.error(e.to_string());
-                false
-            }
-        }
+        let res = self.workspace.open_dataset(path, split);
+        self.report(res)
     }
 
     /// Loads a model; the status line says which or why not (the old one stays).
     pub fn load_model(&mut self, path: &Path) -> bool {
-        match self.workspace.load_model(path) {
-            Ok(summary) => {
-                self.status.info(summary);
-                true
-            }
-            Err(e) => {
-                self.status.error(e.to_string());
-                false
-            }
+        let res = self.workspace.load_model(path);
+        self.report(res)
+    }
+
+    /// Shows a summary or an error on the status line; true on success.
+    fn report(&mut self, res: Result<String>) -> bool {
+        let ok = res.is_ok();
+        match res {
+            Ok(summary) => self.status.info(summary),
+            Err(e) => self.status.error(e.to_string()),
         }
+        ok
     }
 
     /// Starts embedding the dataset; a model that does not fit the data is a message.

@@ -132,6 +132,26 @@ fn train_stop_resume_and_eval() {
         .unwrap()
         .len();
     assert!(model < full / 2, "{model} vs {full}");
+    // An exported model cannot be resumed: the message names that file, nothing else.
+    let m = web.join("model.leoclr");
+    let refused = leoclr(&["train", "--resume", m.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("{}: records no run settings", m.display()))
+            && !err.contains("model.leoclr/checkpoint.leoclr"),
+        "{err}"
+    );
+    // The checkpoint file itself resumes like its directory (here: a finished run).
+    let text = ok(&[
+        "train",
+        "--resume",
+        a.join("checkpoint.leoclr").to_str().unwrap(),
+    ]);
+    assert!(
+        text.contains("resuming") && text.contains("at epoch 2/2"),
+        "{text}"
+    );
 
     let line = out.lines().rev().find(|l| l.starts_with('{')).unwrap();
     let v: serde_json::Value = serde_json::from_str(line).unwrap();

@@ -143,18 +143,25 @@ impl Run {
     }
 
     /// Opens the run in `dir` to continue it from its last checkpoint, with the settings it was
-    /// started with.
+    /// started with. `dir` may also name the checkpoint file itself.
     pub fn resume(dir: &Path) -> Result<Self> {
-        let (_, meta) = checkpoint::load_encoder(dir, &Device::flex())?;
-        let bad = |m: &str| Error::checkpoint(&dir.join(checkpoint::FILE_NAME), m);
-        let mut spec = meta
-            .run
-            .spec
-            .ok_or_else(|| bad("does not record its run settings"))?;
+        let file = match dir.is_file() {
+            true => dir.to_path_buf(),
+            false => dir.join(checkpoint::FILE_NAME),
+        };
+        let dir = match file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let (_, meta) = checkpoint::load_encoder(&file, &Device::flex())?;
+        let bad = |m: &str| Error::checkpoint(&file, m);
+        let mut spec = meta.run.spec.ok_or_else(|| {
+            bad("records no run settings (an exported model, or not written by `leoclr train`)")
+        })?;
         spec.out = dir.to_path_buf();
         let plan = Plan::new(spec)?;
         let device = plan.device();
-        let (trainer, _) = checkpoint::load_trainer(dir, &device)?;
+        let (trainer, _) = checkpoint::load_trainer(&file, &device)?;
         let session = plan.session_with(trainer)?;
         restore_metrics(dir, &meta.run.history)?;
         let mut run = Self::assemble(plan, session, device, meta.run.argv, true);
