@@ -474,3 +474,32 @@ fn a_new_run_refuses_a_directory_that_holds_one() {
     ok(&args);
     assert_eq!(metrics(&dir).len(), 1);
 }
+
+#[test]
+fn training_goes_on_without_a_test_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let data = tmp.path().join("train-only");
+    std::fs::create_dir_all(&data).unwrap();
+    for f in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"] {
+        std::fs::copy(
+            root.join("assets/fashion-mnist-subset").join(f),
+            data.join(f),
+        )
+        .unwrap();
+    }
+    let dir = run_dir(&tmp, "r");
+    let mut args = RUN.to_vec();
+    args.extend([
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let text = ok(&args);
+    assert!(
+        text.contains("no labelled test data: skipped kNN"),
+        "{text}"
+    );
+    assert!(metrics(&dir).iter().all(|m| m.get("knn_top1").is_none()));
+}

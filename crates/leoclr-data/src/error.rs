@@ -13,6 +13,9 @@ pub enum DataError {
     Format { path: PathBuf, message: String },
     #[error("{path}: cannot decode image: {message}")]
     Decode { path: PathBuf, message: String },
+    /// A file the format needs is not there.
+    #[error("{path}: {message}")]
+    Missing { path: PathBuf, message: String },
     #[error("{0}")]
     Config(String),
 }
@@ -22,6 +25,16 @@ impl DataError {
         Self::Io {
             path: path.to_path_buf(),
             source,
+        }
+    }
+
+    /// Whether a file the format needs is absent (rather than unreadable or malformed): what an
+    /// optional split, such as the test split kNN uses, may lack.
+    pub fn is_missing(&self) -> bool {
+        match self {
+            Self::Missing { .. } => true,
+            Self::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            _ => false,
         }
     }
 

@@ -76,11 +76,16 @@ pub fn open_sets(d: &super::DataSpec) -> Result<Sets> {
                 Some(f) => f,
                 None => leoclr_data::detect_format(&d.data)?,
             };
-            // An image folder has no test split of its own.
+            // An image folder has no test split of its own; a dataset may lack one (only kNN
+            // needs it, and training goes on without it).
             if fmt == DatasetFormat::Folder {
                 None
             } else {
-                Some(open(test_spec(&d.data, fmt))?)
+                match open(test_spec(&d.data, fmt)) {
+                    Ok(t) => Some(t),
+                    Err(Error::Data(e)) if e.is_missing() => None,
+                    Err(e) => return Err(e),
+                }
             }
         }
     };

@@ -92,10 +92,10 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
             return Ok(p);
         }
     }
-    Err(DataError::format(
-        &dir.join(stem),
-        "missing IDX file (looked for it raw and .gz)",
-    ))
+    Err(DataError::Missing {
+        path: dir.join(stem),
+        message: "missing IDX file (looked for it raw and .gz)".into(),
+    })
 }
 
 pub fn open(dir: &Path, split: Split) -> Result<Dataset> {
