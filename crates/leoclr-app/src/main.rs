@@ -168,6 +168,7 @@ impl eframe::App for Shell {
 }
 
 fn main() -> eframe::Result {
+    leoclr_core::default_device_on_cpu();
     let args = Args::parse();
     let (device, setup, note) = devices(&args.compute);
     let mut app = LeoclrApp::new(device, note);

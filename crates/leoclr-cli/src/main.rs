@@ -12,6 +12,7 @@ mod train_cmd;
 use clap::Parser;
 
 fn main() {
+    leoclr_core::default_device_on_cpu();
     let cli = args::Cli::parse();
     let res = match cli.command {
         args::Command::Train(a) => train_cmd::run(a),

@@ -47,6 +47,20 @@ impl std::fmt::Display for BackendKind {
     }
 }
 
+/// Makes burn's *default* device the CPU backend for this process, unless `BURN_DEVICE` says
+/// otherwise. This project passes its device explicitly everywhere; the default is used only
+/// inside burn, e.g. where `ModuleOptimizer::load_record` materialises a resumed optimiser state
+/// (moved to each parameter's device at the next step). Left to itself that default is wgpu, so
+/// resuming a CPU run loaded the Vulkan driver. Call first thing in `main`, before any thread
+/// starts (it sets an environment variable).
+pub fn default_device_on_cpu() {
+    if std::env::var_os("BURN_DEVICE").is_none() {
+        // SAFETY: called at the top of `main`, while the process has a single thread, so no
+        // other thread reads or writes the environment concurrently.
+        unsafe { std::env::set_var("BURN_DEVICE", "flex") };
+    }
+}
+
 impl BackendKind {
     /// Whether this build has the runtime; the error says how to get it.
     pub fn available(self) -> Result<()> {

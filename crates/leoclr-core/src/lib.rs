@@ -21,7 +21,7 @@ pub mod schedule;
 pub mod session;
 pub mod trainer;
 
-pub use backend::{BackendKind, Precision};
+pub use backend::{BackendKind, Precision, default_device_on_cpu};
 pub use config::{Backbone, Method, ModelConfig, OriginalBranch, TrainConfig};
 pub use encoder::Encoder;
 /// Checkpoints belong to runs; this path is the one callers have always used.
