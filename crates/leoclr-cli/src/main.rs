@@ -9,13 +9,24 @@ mod progress;
 mod subset;
 mod train_cmd;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
+
+/// The arguments given on the command line (not defaulted), by id.
+fn given(m: Option<&ArgMatches>) -> Vec<String> {
+    let Some(m) = m else { return Vec::new() };
+    m.ids()
+        .filter(|id| m.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+        .map(|id| id.to_string())
+        .collect()
+}
 
 fn main() {
     leoclr_core::default_device_on_cpu();
-    let cli = args::Cli::parse();
+    let matches = args::Cli::command().get_matches();
+    let cli = args::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let res = match cli.command {
-        args::Command::Train(a) => train_cmd::run(a),
+        args::Command::Train(a) => train_cmd::run(a, &given(matches.subcommand_matches("train"))),
         args::Command::Eval(a) => eval_cmd::run(a),
         args::Command::Subset(a) => subset::run(a),
         args::Command::Compare(a) => compare::run(a),

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Args;
 use leoclr_core::encoder::Encoder;
-use leoclr_core::run::{Control, Existing, Outcome, Run, RunEvent, RunSpec};
+use leoclr_core::run::{Control, Existing, Outcome, ResumeChanges, Run, RunEvent, RunSpec};
 
 /// `leoclr train`: every setting of a run (see `RunSpec`, where the defaults live), plus how to
 /// drive it.
@@ -15,7 +15,9 @@ use leoclr_core::run::{Control, Existing, Outcome, Run, RunEvent, RunSpec};
 pub struct TrainArgs {
     #[command(flatten)]
     pub spec: RunSpec,
-    /// Continue the run in this directory from its last checkpoint.
+    /// Continue the run in this directory (or checkpoint file) from its last checkpoint, with its
+    /// recorded settings; --epochs (more, to extend it), --data, --test-data, --bank-data,
+    /// --workers, --eval-every and --backend may change.
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Replace a run already in --out (by default a new run refuses such a directory).
@@ -36,7 +38,47 @@ pub fn argv() -> Vec<String> {
         .collect()
 }
 
-fn open(a: &TrainArgs) -> Result<Run> {
+/// The settings a resumed run may change (the ids of `ResumeChanges`' fields), and the flags
+/// that only say how to drive the command.
+const RESUME_MAY_CHANGE: [&str; 7] = [
+    "epochs",
+    "data",
+    "test_data",
+    "bank_data",
+    "workers",
+    "eval_every",
+    "backend",
+];
+const DRIVING: [&str; 3] = ["resume", "no_baseline", "max_steps"];
+
+/// The changes a resume takes from the flags given; any other setting is refused by name.
+fn resume_changes(a: &TrainArgs, given: &[String]) -> Result<ResumeChanges> {
+    if let Some(id) = given
+        .iter()
+        .find(|id| !RESUME_MAY_CHANGE.contains(&id.as_str()) && !DRIVING.contains(&id.as_str()))
+    {
+        bail!(
+            "--{} cannot change when resuming: the run keeps its recorded method, model, batch, \
+             learning rate, queue, temperature, momentum, augmentation, seed and directory (a \
+             resume may change --epochs, --data, --test-data, --bank-data, --workers, \
+             --eval-every and --backend)",
+            id.replace('_', "-")
+        );
+    }
+    let has = |id: &str| given.iter().any(|g| g == id);
+    let s = &a.spec;
+    Ok(ResumeChanges {
+        epochs: has("epochs").then_some(s.epochs),
+        data: has("data").then(|| s.data.data.clone()),
+        test_data: s.data.test_data.clone(),
+        bank_data: s.data.bank_data.clone(),
+        workers: s.data.workers,
+        eval_every: has("eval_every").then_some(s.eval_every),
+        backend: has("backend").then_some(s.backend),
+    })
+}
+
+fn open(a: &TrainArgs, given: &[String]) -> Result<Run> {
     let Some(dir) = &a.resume else {
         let mut run = Run::create(a.spec.clone(), Some(argv()))?;
         if a.overwrite {
@@ -44,10 +86,10 @@ fn open(a: &TrainArgs) -> Result<Run> {
         }
         return Ok(run);
     };
-    let run = Run::resume(dir)?;
+    let run = Run::resume_with(dir, &resume_changes(a, given)?)?;
     let t = run.trainer();
     println!(
-        "resuming {} at epoch {}/{} (step {})",
+        "resuming {} at epoch {}/{} (step {}), with its recorded settings",
         dir.display(),
         t.epoch,
         t.config.epochs,
@@ -166,8 +208,9 @@ fn final_report(run: &Run, last_knn: Option<f32>, no_baseline: bool) -> Result<(
     Ok(())
 }
 
-pub fn run(a: TrainArgs) -> Result<()> {
-    let mut run = open(&a)?;
+/// `given`: the ids of the flags given on the command line (a resume refuses most of them).
+pub fn run(a: TrainArgs, given: &[String]) -> Result<()> {
+    let mut run = open(&a, given)?;
     print_summary(&run);
     let run_start = Instant::now();
     let (outcome, last_knn) = train(&mut run, a.max_steps)?;

@@ -503,3 +503,59 @@ fn training_goes_on_without_a_test_split() {
     );
     assert!(metrics(&dir).iter().all(|m| m.get("knn_top1").is_none()));
 }
+
+/// A resume keeps the recorded settings, says so, may extend the run with --epochs, refuses
+/// settings it cannot change by name, and works from another working directory (the data path
+/// is recorded absolute).
+#[test]
+fn resume_extends_a_run_and_refuses_what_it_cannot_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = run_dir(&tmp, "r");
+    let mut args = RUN.to_vec();
+    args.extend(["--out", dir.to_str().unwrap()]);
+    ok(&args);
+    assert_eq!(metrics(&dir).len(), 2);
+    for (flag, value) in [
+        ("--lr", "0.1"),
+        ("--out", "/tmp/elsewhere"),
+        ("--batch", "16"),
+    ] {
+        let out = leoclr(&["train", "--resume", dir.to_str().unwrap(), flag, value]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{flag}: {err}");
+        assert!(
+            err.contains(&format!("{flag} cannot change when resuming")),
+            "{err}"
+        );
+    }
+    let out = leoclr(&["train", "--resume", dir.to_str().unwrap(), "--epochs", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already trained 2 epochs"), "{err}");
+    assert_eq!(metrics(&dir).len(), 2, "nothing changed");
+    // From another working directory, to 3 epochs.
+    let out = Command::new(env!("CARGO_BIN_EXE_leoclr"))
+        .args([
+            "train",
+            "--resume",
+            dir.to_str().unwrap(),
+            "--epochs",
+            "3",
+            "--no-baseline",
+        ])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("at epoch 2/3") && text.contains("recorded settings"),
+        "{text}"
+    );
+    let m = metrics(&dir);
+    assert_eq!(m.len(), 3);
+    assert_eq!(m[2]["epoch"], 3);
+}

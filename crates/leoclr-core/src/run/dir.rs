@@ -114,6 +114,42 @@ pub enum Existing {
     Replace,
 }
 
+/// What a resumed run may change; everything else (method, model, batch, learning rate, queue,
+/// augmentation, seed) stays as recorded, since the checkpoint's state depends on it.
+#[derive(Clone, Debug, Default)]
+pub struct ResumeChanges {
+    /// Train to this many epochs (at least the epochs done): extends a finished run.
+    pub epochs: Option<usize>,
+    /// The data, moved or reached from another directory (same images, so the same epochs).
+    pub data: Option<std::path::PathBuf>,
+    pub test_data: Option<std::path::PathBuf>,
+    pub bank_data: Option<std::path::PathBuf>,
+    pub workers: Option<usize>,
+    pub eval_every: Option<usize>,
+    pub backend: Option<crate::BackendKind>,
+}
+
+impl ResumeChanges {
+    fn apply(&self, spec: &mut RunSpec, epochs_done: usize) -> Result<()> {
+        if let Some(e) = self.epochs {
+            if e < epochs_done {
+                return Err(Error::Config(format!(
+                    "--epochs {e}: the run has already trained {epochs_done} epochs"
+                )));
+            }
+            spec.epochs = e;
+        }
+        let d = &mut spec.data;
+        d.data = self.data.clone().unwrap_or(d.data.clone());
+        d.test_data = self.test_data.clone().or(d.test_data.take());
+        d.bank_data = self.bank_data.clone().or(d.bank_data.take());
+        d.workers = self.workers.or(d.workers);
+        spec.eval_every = self.eval_every.unwrap_or(spec.eval_every);
+        spec.backend = self.backend.unwrap_or(spec.backend);
+        Ok(())
+    }
+}
+
 /// Whether `dir` holds a run (a checkpoint or a metrics log).
 pub fn holds_run(dir: &Path) -> bool {
     dir.join(checkpoint::FILE_NAME).exists() || dir.join(METRICS_FILE).exists()
@@ -135,7 +171,9 @@ impl Run {
     /// Prepares a new run (nothing is written until training starts; a directory that already
     /// holds a run is refused then, unless `existing` is set to replace it). `argv` is recorded
     /// in the checkpoint for provenance.
-    pub fn create(spec: RunSpec, argv: Option<Vec<String>>) -> Result<Self> {
+    pub fn create(mut spec: RunSpec, argv: Option<Vec<String>>) -> Result<Self> {
+        // Recorded absolute, so the run resumes from any working directory.
+        spec.data.make_absolute();
         let plan = Plan::new(spec)?;
         let device = plan.device();
         let session = plan.session(&device)?;
@@ -145,6 +183,11 @@ impl Run {
     /// Opens the run in `dir` to continue it from its last checkpoint, with the settings it was
     /// started with. `dir` may also name the checkpoint file itself.
     pub fn resume(dir: &Path) -> Result<Self> {
+        Self::resume_with(dir, &ResumeChanges::default())
+    }
+
+    /// [`Run::resume`] with the changes a resumed run may take (more epochs, moved data, ...).
+    pub fn resume_with(dir: &Path, changes: &ResumeChanges) -> Result<Self> {
         let file = match dir.is_file() {
             true => dir.to_path_buf(),
             false => dir.join(checkpoint::FILE_NAME),
@@ -159,9 +202,12 @@ impl Run {
             bad("records no run settings (an exported model, or not written by `leoclr train`)")
         })?;
         spec.out = dir.to_path_buf();
+        changes.apply(&mut spec, meta.epoch)?;
         let plan = Plan::new(spec)?;
         let device = plan.device();
-        let (trainer, _) = checkpoint::load_trainer(&file, &device)?;
+        let (mut trainer, _) = checkpoint::load_trainer(&file, &device)?;
+        // More epochs stretch the cosine schedules over the new total.
+        trainer.config.epochs = plan.config.epochs;
         let session = plan.session_with(trainer)?;
         restore_metrics(dir, &meta.run.history)?;
         let mut run = Self::assemble(plan, session, device, meta.run.argv, true);

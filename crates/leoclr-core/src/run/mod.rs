@@ -11,8 +11,8 @@ mod plan;
 mod spec;
 
 pub use dir::{
-    CONFIG_FILE, Control, Existing, LOCK_FILE, Outcome, Run, RunEvent, RunLock, holds_run,
-    lock_run_dir,
+    CONFIG_FILE, Control, Existing, LOCK_FILE, Outcome, ResumeChanges, Run, RunEvent, RunLock,
+    holds_run, lock_run_dir,
 };
 pub use meta::RunMeta;
 pub use metrics::{EpochRecord, METRICS_FILE, read_metrics};

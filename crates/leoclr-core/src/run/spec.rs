@@ -50,6 +50,21 @@ pub struct DataSpec {
     pub workers: Option<usize>,
 }
 
+impl DataSpec {
+    /// Makes the data paths absolute (against the working directory), leaving them as they are
+    /// where that fails.
+    pub fn make_absolute(&mut self) {
+        let abs = |p: &mut PathBuf| {
+            if let Ok(a) = std::path::absolute(&*p) {
+                *p = a;
+            }
+        };
+        abs(&mut self.data);
+        self.test_data.iter_mut().for_each(abs);
+        self.bank_data.iter_mut().for_each(abs);
+    }
+}
+
 impl Default for DataSpec {
     fn default() -> Self {
         Self {
