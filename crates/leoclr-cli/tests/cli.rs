@@ -559,3 +559,148 @@ fn resume_extends_a_run_and_refuses_what_it_cannot_change() {
     assert_eq!(m.len(), 3);
     assert_eq!(m[2]["epoch"], 3);
 }
+
+/// Bad data through the binary, one case a row (add a row for every bug found): `train` exits 1
+/// with a message naming the file, never panics, and a run already in `--out` stays as it was,
+/// even with `--overwrite` (the data is read before anything is written).
+#[test]
+fn bad_input_corpus_through_the_binary() {
+    use leoclr_data::{ImageU8, cifar, idx, stl10};
+    let tmp = tempfile::tempdir().unwrap();
+    let run = run_dir(&tmp, "run");
+    let mut args = RUN.to_vec();
+    args.extend(["--out", run.to_str().unwrap(), "--max-steps", "3"]);
+    ok(&args);
+    let snapshot = |dir: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap() != ".lock")
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                (name, std::fs::read(&p).unwrap())
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = snapshot(&run);
+    let gz = |b: &[u8]| {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(b).unwrap();
+        e.finish().unwrap()
+    };
+    let labels = idx::encode(&[4], &[0, 1, 2, 3]);
+    let images = idx::encode(&[4, 8, 8], &[7; 256]);
+    let gray = ImageU8::new(32, 32, 3, vec![9; 32 * 32 * 3]);
+    /// (case, files to write, the file the message must name)
+    type Case = (&'static str, Vec<(&'static str, Vec<u8>)>, &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            "truncated IDX images",
+            vec![
+                ("train-images-idx3-ubyte", images[..100].to_vec()),
+                ("train-labels-idx1-ubyte", labels.clone()),
+            ],
+            "train-images-idx3-ubyte",
+        ),
+        (
+            "corrupt gzip",
+            vec![
+                ("train-images-idx3-ubyte.gz", gz(&images)[..40].to_vec()),
+                ("train-labels-idx1-ubyte", labels.clone()),
+            ],
+            "train-images-idx3-ubyte.gz",
+        ),
+        (
+            "labels for another count",
+            vec![
+                ("train-images-idx3-ubyte", images.clone()),
+                ("train-labels-idx1-ubyte", idx::encode(&[3], &[0, 1, 2])),
+            ],
+            "train-labels-idx1-ubyte",
+        ),
+        (
+            "0x0 images",
+            vec![
+                ("train-images-idx3-ubyte", idx::encode(&[4, 0, 0], &[])),
+                ("train-labels-idx1-ubyte", labels.clone()),
+            ],
+            "train-images-idx3-ubyte",
+        ),
+        (
+            "absurd IDX dimensions",
+            vec![
+                (
+                    "train-images-idx3-ubyte",
+                    idx::encode(&[1 << 30, 1 << 20, 1 << 20], &[1; 64]),
+                ),
+                ("train-labels-idx1-ubyte", labels.clone()),
+            ],
+            "train-images-idx3-ubyte",
+        ),
+        (
+            "not IDX at all",
+            vec![
+                ("train-images-idx3-ubyte.gz", b"<html>404</html>".to_vec()),
+                ("train-labels-idx1-ubyte", labels.clone()),
+            ],
+            "train-images-idx3-ubyte.gz",
+        ),
+        (
+            "truncated CIFAR batch",
+            vec![(
+                "data_batch_1.bin",
+                cifar::encode(&[(1, gray.clone()), (2, gray.clone())], false)[..5000].to_vec(),
+            )],
+            "data_batch_1.bin",
+        ),
+        (
+            "truncated STL-10 images",
+            vec![
+                (
+                    "train_X.bin",
+                    stl10::encode_record(&ImageU8::new(96, 96, 3, vec![1; 96 * 96 * 3]))[..1000]
+                        .to_vec(),
+                ),
+                ("train_y.bin", vec![1]),
+            ],
+            "train_X.bin",
+        ),
+        (
+            "an image folder whose first file is not an image",
+            vec![
+                ("a-first.png", b"not a png".to_vec()),
+                ("b.png", Vec::new()),
+            ],
+            "a-first.png",
+        ),
+    ];
+    for (case, files, named) in cases {
+        let data = tmp.path().join(case.replace(' ', "-"));
+        std::fs::create_dir_all(&data).unwrap();
+        for (name, bytes) in &files {
+            std::fs::write(data.join(name), bytes).unwrap();
+        }
+        let out = leoclr(&[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--overwrite",
+            "--no-baseline",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{case}: {err}");
+        assert!(
+            err.contains(named) && !err.contains("panicked"),
+            "{case}: the message should name {named}: {err}"
+        );
+        assert!(
+            snapshot(&run) == before,
+            "{case}: the run directory changed"
+        );
+    }
+}
