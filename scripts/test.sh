@@ -15,7 +15,9 @@ cargo fmt --all --check
 # matches and burn is compiled once for tests, clippy metadata and the binary.
 cargo build --workspace --all-targets
 cargo clippy --workspace --all-targets -- -D warnings
-cargo test --workspace
+# The fuzz targets (crates/leoclr-core/tests/fuzz.rs) get 12 s each here; longer runs:
+# LEOCLR_FUZZ_SECS=600 cargo test --workspace fuzz_ -- --nocapture (same cargo shape: no rebuild)
+LEOCLR_FUZZ_SECS="${LEOCLR_FUZZ_SECS:-12}" cargo test --workspace
 echo "native tests finished in $(( $(date +%s) - start )) s"
 # The browser build in headless Chromium.
 bash scripts/test-web.sh
