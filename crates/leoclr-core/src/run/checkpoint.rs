@@ -268,8 +268,10 @@ pub fn load_trainer(path: &Path, device: &Device) -> Result<(Trainer, Meta)> {
     // Counters come from the file: keep the schedule's arithmetic (steps x epochs) in range and
     // the queue the shape the configuration says.
     let fits = meta.steps_per_epoch > 0
-        && meta.steps_per_epoch <= 1 << 32
-        && meta.step <= meta.steps_per_epoch * cfg.epochs
+        && meta
+            .steps_per_epoch
+            .checked_mul(cfg.epochs)
+            .is_some_and(|total| meta.step <= total)
         && meta.epoch <= cfg.epochs
         && meta.queue_len == cfg.queue_size
         && meta.queue_dim == cfg.model.head_out;
