@@ -134,7 +134,9 @@ try {
   const trainMs = Date.now() - trainStart;
   check(!tr.train.error && tr.train.losses >= want, `train here: ${tr.train.steps} steps, ${tr.train.losses} losses, last ${tr.train.last_loss} on ${tr.train_device}`);
   await click('button:train'); // pause
-  await page.screenshot({ path: join(out, `${tag}-train.png`) });
+  // On SwiftShader's WebGPU a step takes seconds and the queued ones finish first: wait longer
+  // for the frame than the default 30 s.
+  await page.screenshot({ path: join(out, `${tag}-train.png`), timeout: 180000 });
 
   check(errors.length === 0, `console clean (${errors.length} errors)${errors.length ? ': ' + errors.slice(0, 5).join(' | ') : ''}`);
 

@@ -5,7 +5,7 @@
 use crossbeam_channel::{Receiver, unbounded};
 use eframe::egui;
 
-use crate::error::{AppError, Result};
+use crate::error::Result;
 
 /// Work done so far, for a progress bar.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -62,7 +62,7 @@ impl<T: Send + 'static> Job<T> {
                 };
                 let res =
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut report)))
-                        .unwrap_or(Err(AppError::Panic("the job")));
+                        .unwrap_or(Err(crate::error::AppError::Panic("the job")));
                 let _ = tx.send(Msg::Done(res));
                 ctx.request_repaint();
             })
