@@ -9,9 +9,11 @@ use eframe::egui;
 use egui_plot::{Line, Plot, PlotPoints, Points};
 use leoclr_core::augment_device::AugmentOn;
 use leoclr_core::run::{
-    Control, EpochRecord, Existing, Outcome, Run, RunEvent, RunSpec, read_metrics,
+    Control, EpochRecord, Existing, MethodName, ModelSpec, Outcome, Run, RunEvent, RunSpec,
+    read_metrics,
 };
 use leoclr_core::{Backbone, BackendKind, Method, OriginalBranch};
+use leoclr_data::OriginalAug;
 
 use crate::error::AppError;
 use crate::panel::{Action, Panel};
@@ -107,14 +109,17 @@ impl TrainJob {
 pub enum MethodChoice {
     LeoclrKey,
     LeoclrQuery,
+    /// The paper's Algorithm 1 (original through the query encoder, augmented).
+    LeoclrPaper,
     MocoSym,
     MocoAsym,
 }
 
 impl MethodChoice {
-    const ALL: [Self; 4] = [
+    const ALL: [Self; 5] = [
         Self::LeoclrKey,
         Self::LeoclrQuery,
+        Self::LeoclrPaper,
         Self::MocoSym,
         Self::MocoAsym,
     ];
@@ -123,21 +128,30 @@ impl MethodChoice {
         match self {
             Self::LeoclrKey => "LeOCLR (original: key)",
             Self::LeoclrQuery => "LeOCLR (original: query)",
+            Self::LeoclrPaper => "LeOCLR, the paper's (original: query, augmented)",
             Self::MocoSym => "MoCo-v2 (symmetric)",
             Self::MocoAsym => "MoCo-v2 (asymmetric)",
         }
     }
 
-    fn method(self) -> Method {
+    /// Sets the method of `model` (the original view's augmentation stays as the form has it).
+    pub fn apply(self, model: &mut ModelSpec) {
         match self {
-            Self::LeoclrKey => Method::Leoclr {
-                original_branch: OriginalBranch::Key,
-            },
-            Self::LeoclrQuery => Method::Leoclr {
-                original_branch: OriginalBranch::Query,
-            },
-            Self::MocoSym => Method::Mocov2 { symmetric: true },
-            Self::MocoAsym => Method::Mocov2 { symmetric: false },
+            Self::LeoclrPaper => {
+                model.method = MethodName::LeoclrPaper;
+                model.original_branch = None;
+            }
+            Self::LeoclrKey | Self::LeoclrQuery | Self::MocoSym | Self::MocoAsym => model
+                .set_method(match self {
+                    Self::LeoclrQuery => Method::Leoclr {
+                        original_branch: OriginalBranch::Query,
+                    },
+                    Self::MocoSym => Method::Mocov2 { symmetric: true },
+                    Self::MocoAsym => Method::Mocov2 { symmetric: false },
+                    _ => Method::Leoclr {
+                        original_branch: OriginalBranch::Key,
+                    },
+                }),
         }
     }
 }
@@ -222,7 +236,7 @@ impl TrainingState {
         spec.data.data = data.path.clone();
         spec.data.split = data.split;
         spec.data.limit = (self.limit > 0).then_some(self.limit);
-        spec.model.set_method(self.method.method());
+        self.method.apply(&mut spec.model);
         self.curves = Curves::default();
         self.paused = false;
         self.status = "starting…".into();
@@ -359,6 +373,20 @@ impl TrainingState {
                 ui.end_row();
                 let methods: Vec<_> = MethodChoice::ALL.map(|m| (m, m.label().to_string())).into();
                 choice(ui, "method", &mut self.method, &methods);
+                let originals = [
+                    (None, "the method's".to_string()),
+                    (Some(OriginalAug::Flip), "resize + flip".to_string()),
+                    (
+                        Some(OriginalAug::Aug),
+                        "augmented (aug+ without the crop)".to_string(),
+                    ),
+                ];
+                choice(
+                    ui,
+                    "original view",
+                    &mut self.spec.model.original_aug,
+                    &originals,
+                );
                 let backbones: Vec<_> = [Backbone::Tiny, Backbone::ResNet18, Backbone::ResNet50]
                     .map(|b| (b, format!("{b:?}")))
                     .into();
@@ -585,6 +613,11 @@ fn numeric_rows(ui: &mut egui::Ui, spec: &mut RunSpec, limit: &mut usize) {
         ui,
         "kNN every (epochs)",
         egui::DragValue::new(&mut s.eval_every).range(0..=1000),
+    );
+    row(
+        ui,
+        "shuffle-BN splits",
+        egui::DragValue::new(&mut s.bn_splits).range(1..=64),
     );
     row(ui, "seed", egui::DragValue::new(&mut s.seed));
 }

@@ -9,7 +9,7 @@ use leoclr_core::eval::Output;
 use leoclr_core::infer::{cosine, embed_views};
 use leoclr_core::run::{augment, view_size};
 use leoclr_data::augment::{crop_view, original_view, to_rgb8};
-use leoclr_data::{AugmentConfig, Dataset, Rng, View, ViewParams};
+use leoclr_data::{AugmentConfig, Dataset, OriginalAug, Rng, View, ViewParams};
 
 use crate::error::Result;
 use crate::jobs::Job;
@@ -30,6 +30,7 @@ struct Key {
     seed: u64,
     scale: (f64, f64),
     jitter: f64,
+    original_aug: Option<OriginalAug>,
     model: u64,
 }
 
@@ -58,6 +59,8 @@ pub struct ViewsState {
     pub scale: (f64, f64),
     /// ColorJitter strength s: brightness, contrast, saturation s, hue s/4 (aug+ is 0.4).
     pub jitter: f64,
+    /// The original view's augmentation; `None`: the loaded model's (else resize + flip).
+    pub original_aug: Option<OriginalAug>,
     pub sample: Option<Sample>,
     similarity_job: Option<SimilarityJob>,
 }
@@ -69,6 +72,7 @@ impl Default for ViewsState {
             seed: 0,
             scale: (0.2, 1.0),
             jitter: 0.4,
+            original_aug: None,
             sample: None,
             similarity_job: None,
         }
@@ -110,6 +114,9 @@ impl ViewsState {
         );
         let s = self.jitter;
         aug.jitter = [s, s, s, (s / 4.0).min(0.5)];
+        if let Some(o) = self.original_aug {
+            aug.original_aug = o;
+        }
         aug.validate(ds.channels)?;
         Ok(aug)
     }
@@ -125,6 +132,7 @@ impl ViewsState {
             seed: self.seed,
             scale: self.scale,
             jitter: self.jitter,
+            original_aug: self.original_aug,
             model: shared.workspace.model.as_ref().map_or(0, |m| m.id),
         };
         if self.sample.as_ref().is_some_and(|s| s.key == key) {
@@ -231,6 +239,18 @@ impl ViewsState {
                     .fixed_decimals(2),
             );
         });
+        ui.horizontal(|ui| {
+            ui.label("original view:");
+            ui.selectable_value(&mut self.original_aug, None, "as trained")
+                .on_hover_text("the loaded model's setting (resize + flip without a model)");
+            ui.selectable_value(
+                &mut self.original_aug,
+                Some(OriginalAug::Flip),
+                "resize + flip",
+            );
+            ui.selectable_value(&mut self.original_aug, Some(OriginalAug::Aug), "augmented")
+                .on_hover_text("the crops' colour augmentation without the crop (the paper's)");
+        });
     }
 
     /// The original with its crop boxes, the three views and their similarities.
@@ -245,7 +265,7 @@ impl ViewsState {
             ui.vertical(|ui| {
                 ui.label("as the encoders receive them");
                 ui.horizontal(|ui| {
-                    let names = ["crop 1 (query)", "crop 2 (query)", "original (key)"];
+                    let names = ["crop 1", "crop 2", "original"];
                     for (k, (tex, p)) in s.views.iter().enumerate() {
                         ui.vertical(|ui| {
                             ui.set_width(150.0);

@@ -137,8 +137,35 @@ fn views_select_resample_and_sliders() {
     assert_eq!(h.state().views.selected, Some(3));
     // The heading names the selected image too.
     assert_eq!(h.query_all_by_label("image 3 · 3").count(), 2);
-    h.get_by_label("crop 1 (query)");
-    h.get_by_label("original (key)");
+    h.get_by_label("crop 1");
+    h.get_by_label("original");
+    // Resize + flip only without a model: the original gets no colour augmentation.
+    let original = |h: &Harness<'_, LeoclrApp>| {
+        h.state().views.sample.as_ref().expect("a sample").views[2]
+            .1
+            .clone()
+    };
+    assert!(original(&h).jitter.is_none() && !original(&h).grayscale);
+    // "augmented": the crops' colour pipeline on the original too (jitter at p = 0.8).
+    h.get_by_label("augmented").click();
+    h.run();
+    assert_eq!(
+        h.state().views.original_aug,
+        Some(leoclr_data::OriginalAug::Aug)
+    );
+    let mut seen = original(&h).jitter.is_some();
+    for _ in 0..8 {
+        if seen {
+            break;
+        }
+        h.get_by_label("Re-sample").click();
+        h.run();
+        seen = original(&h).jitter.is_some();
+    }
+    assert!(seen, "the augmented original never drew a colour jitter");
+    assert_eq!(original(&h).crop.w, 16.0, "the original stays uncropped");
+    h.get_by_label("as trained").click();
+    h.run();
     assert!(
         !h.query_all_by_label_contains("box ")
             .collect::<Vec<_>>()

@@ -307,13 +307,17 @@ fn eval_refuses_meaningless_settings() {
 }
 
 #[test]
-fn compare_takes_train_method_names_and_refuses_unknown_rows() {
+fn compare_takes_train_method_names_seeds_and_budgets_and_refuses_unknown_rows() {
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("cmp");
     let text = ok(&[
         "compare",
         "--methods",
-        "leoclr,random_init",
+        "leoclr,mocov2-asym,random_init",
+        "--seeds",
+        "0,1",
+        "--budget",
+        "epochs,passes",
         "--data",
         "assets/fashion-mnist-subset",
         "--limit",
@@ -333,11 +337,52 @@ fn compare_takes_train_method_names_and_refuses_unknown_rows() {
         "--out",
         out_dir.to_str().unwrap(),
     ]);
-    let rows: Vec<serde_json::Value> =
+    let tables: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap())
             .unwrap();
-    let names: Vec<&str> = rows.iter().map(|r| r["method"].as_str().unwrap()).collect();
-    assert_eq!(names, ["random_init", "leoclr_key"], "{text}");
+    let names: Vec<(&str, &str, u64)> = tables
+        .iter()
+        .map(|t| {
+            (
+                t["budget"].as_str().unwrap(),
+                t["method"].as_str().unwrap(),
+                t["epochs"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // Table order; under equal passes asymmetric MoCo-v2 (2 passes an image) gets 1.5x the
+    // epochs of LeOCLR (3 passes), rounded: 2.
+    assert_eq!(
+        names,
+        [
+            ("epochs", "random_init", 0),
+            ("epochs", "mocov2_asym", 1),
+            ("epochs", "leoclr_key", 1),
+            ("passes", "random_init", 0),
+            ("passes", "mocov2_asym", 2),
+            ("passes", "leoclr_key", 1),
+        ],
+        "{text}"
+    );
+    for t in &tables {
+        let seeds: Vec<u64> = t["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["seed"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seeds, [0, 1], "{t}");
+        assert!(t["knn_top1_std"].as_f64().unwrap() >= 0.0);
+    }
+    // A run whose epochs agree under both budgets is trained once and shared by the tables.
+    assert_eq!(tables[2]["runs"], tables[5]["runs"]);
+    let trained = text.matches(" epochs  kNN ").count();
+    assert_eq!(trained, 2 * 4, "{text}");
+    let md = std::fs::read_to_string(out_dir.join("results.md")).unwrap();
+    assert!(
+        md.contains("Equal encoder forward passes") && md.contains(" ± "),
+        "{md}"
+    );
     let out = leoclr(&[
         "compare",
         "--methods",
@@ -558,6 +603,63 @@ fn resume_extends_a_run_and_refuses_what_it_cannot_change() {
     let m = metrics(&dir);
     assert_eq!(m.len(), 3);
     assert_eq!(m[2]["epoch"], 3);
+}
+
+/// The paper's preset with an override, shuffle-BN and an augmented original: recorded in the
+/// checkpoint, kept by a resume, and not changeable by one.
+#[test]
+fn paper_settings_and_bn_splits_survive_a_resume() {
+    use leoclr_core::run::MethodName;
+    use leoclr_core::{OriginalBranch, checkpoint};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = run_dir(&tmp, "paper");
+    let mut args = RUN.to_vec();
+    args.extend([
+        "--epochs",
+        "1",
+        "--method",
+        "leoclr-paper",
+        "--original-branch",
+        "key",
+        "--bn-splits",
+        "2",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    ok(&args);
+    for (flag, value) in [("--bn-splits", "1"), ("--original-aug", "flip")] {
+        let out = leoclr(&["train", "--resume", dir.to_str().unwrap(), flag, value]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{flag} cannot change when resuming")),
+            "{err}"
+        );
+    }
+    ok(&[
+        "train",
+        "--resume",
+        dir.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--no-baseline",
+    ]);
+    assert_eq!(metrics(&dir).len(), 2);
+    let file = dir.join(checkpoint::FILE_NAME);
+    let (trainer, meta) = checkpoint::load_trainer(&file, &burn::tensor::Device::flex()).unwrap();
+    assert_eq!((meta.epoch, trainer.config.bn_splits), (2, 2));
+    assert_eq!(
+        trainer.config.method,
+        leoclr_core::Method::Leoclr {
+            original_branch: OriginalBranch::Key
+        }
+    );
+    let spec = meta.run.spec.unwrap();
+    assert_eq!(spec.model.method, MethodName::LeoclrPaper);
+    assert_eq!(spec.model.original_branch, Some(OriginalBranch::Key));
+    assert_eq!(spec.model.label(), "leoclr_key_aug");
+    assert_eq!(spec.bn_splits, 2);
+    let aug = meta.run.augment.unwrap();
+    assert_eq!(aug.original_aug, leoclr_data::OriginalAug::Aug);
 }
 
 /// Bad data through the binary, one case a row (add a row for every bug found): `train` exits 1

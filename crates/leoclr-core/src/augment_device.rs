@@ -493,7 +493,7 @@ impl Iterator for DeviceEpoch {
 mod tests {
     use super::*;
     use leoclr_data::augment::apply_view;
-    use leoclr_data::{DatasetSpec, ImageU8, Rng, Split};
+    use leoclr_data::{DatasetSpec, ImageU8, OriginalAug, Rng, Split};
 
     /// A structured test image: gradients, a bright block and some noise, so crops, flips, jitter
     /// and blur all change the pixels.
@@ -712,30 +712,44 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         idx_fixture(dir.path(), 7, 10);
         let ds = Arc::new(Dataset::open(&DatasetSpec::new(dir.path(), Split::Train)).unwrap());
-        let aug = Arc::new(AugmentConfig::small(8, 1));
-        let cfg = LoaderConfig::train(3, 11);
-        let images = Arc::new(DeviceImages::upload(&ds, &Device::flex()).unwrap());
-        assert_eq!((images.len(), images.width, images.channels), (7, 10, 1));
-        let host: Vec<leoclr_data::Batch> = Loader::epoch(ds.clone(), aug.clone(), cfg.clone(), 2)
-            .map(|b| b.unwrap())
-            .collect();
-        let dev: Vec<DeviceBatch> =
-            DeviceEpoch::new(images, aug, cfg, 2, [true, true, true]).collect();
-        // 7 images in batches of 3: 3, 3 and a last one of 1, dropped (BatchNorm).
-        assert_eq!(host.len(), 2);
-        assert_eq!(dev.len(), host.len());
-        for (h, d) in host.iter().zip(dev) {
-            assert_eq!(h.ids, d.ids);
-            assert_eq!(h.params, d.params);
-            let views = d
-                .views
-                .map(|v| v.unwrap().into_data().try_to_vec::<f32>().unwrap());
-            for (hv, dv) in [&h.crops[0], &h.crops[1], &h.original]
-                .into_iter()
-                .zip(&views)
-            {
-                assert!(max_abs_diff(hv, dv) < 1e-4);
+        // The original resized and flipped (ours), and augmented like the crops (the paper's).
+        for original_aug in [OriginalAug::Flip, OriginalAug::Aug] {
+            let aug = Arc::new(AugmentConfig {
+                original_aug,
+                ..AugmentConfig::small(8, 1)
+            });
+            let cfg = LoaderConfig::train(3, 11);
+            let images = Arc::new(DeviceImages::upload(&ds, &Device::flex()).unwrap());
+            assert_eq!((images.len(), images.width, images.channels), (7, 10, 1));
+            let host: Vec<leoclr_data::Batch> =
+                Loader::epoch(ds.clone(), aug.clone(), cfg.clone(), 2)
+                    .map(|b| b.unwrap())
+                    .collect();
+            let dev: Vec<DeviceBatch> =
+                DeviceEpoch::new(images, aug, cfg, 2, [true, true, true]).collect();
+            // 7 images in batches of 3: 3, 3 and a last one of 1, dropped (BatchNorm).
+            assert_eq!(host.len(), 2);
+            assert_eq!(dev.len(), host.len());
+            let mut jittered_originals = 0;
+            for (h, d) in host.iter().zip(dev) {
+                assert_eq!(h.ids, d.ids);
+                assert_eq!(h.params, d.params);
+                jittered_originals += h.params.iter().filter(|p| p[2].jitter.is_some()).count();
+                let views = d
+                    .views
+                    .map(|v| v.unwrap().into_data().try_to_vec::<f32>().unwrap());
+                for (hv, dv) in [&h.crops[0], &h.crops[1], &h.original]
+                    .into_iter()
+                    .zip(&views)
+                {
+                    assert!(max_abs_diff(hv, dv) < 1e-4);
+                }
             }
+            assert_eq!(
+                jittered_originals > 0,
+                original_aug == OriginalAug::Aug,
+                "{original_aug}: {jittered_originals} originals jittered"
+            );
         }
     }
 

@@ -146,6 +146,13 @@ impl Method {
             Self::Mocov2 { symmetric: false } => "mocov2_asym",
         }
     }
+
+    /// Encoder forward passes per image and step (both encoders): 4 for symmetric MoCo-v2, 3 for
+    /// LeOCLR, 2 for asymmetric MoCo-v2. Equal epochs are not equal compute.
+    pub fn forward_passes(&self) -> usize {
+        let (q, k) = crate::loss::views_needed(*self);
+        q.len() + k.len()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -166,6 +173,14 @@ pub struct TrainConfig {
     /// Ramp m towards 1 with a cosine over training (BYOL-style).
     pub ema_cosine: bool,
     pub seed: u64,
+    /// Shuffle-BN on one device: the key encoder sees the batch shuffled and in this many
+    /// sub-batches, each with its own BatchNorm statistics (MoCo's single-GPU emulation); 1: off.
+    #[serde(default = "one")]
+    pub bn_splits: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl TrainConfig {
@@ -187,6 +202,7 @@ impl TrainConfig {
             ema_momentum: 0.99,
             ema_cosine: false,
             seed: 0,
+            bn_splits: 1,
         }
     }
 
@@ -247,6 +263,15 @@ impl TrainConfig {
         if !(0.0..=1.0).contains(&self.ema_momentum) {
             return bad(format!("EMA momentum {} outside [0, 1]", self.ema_momentum));
         }
+        if self.bn_splits == 0 || self.bn_splits > self.batch_size / 2 {
+            return bad(format!(
+                "BatchNorm splits {} outside 1..={} (sub-batches of at least 2 images of the \
+                 batch of {})",
+                self.bn_splits,
+                self.batch_size / 2,
+                self.batch_size
+            ));
+        }
         Ok(())
     }
 }
@@ -265,6 +290,8 @@ mod tests {
             |c: &mut TrainConfig| c.lr = f64::NAN,
             |c: &mut TrainConfig| c.queue_size = 0,
             |c: &mut TrainConfig| c.ema_momentum = 1.5,
+            |c: &mut TrainConfig| c.bn_splits = 0,
+            |c: &mut TrainConfig| c.bn_splits = 129,
         ] {
             let mut bad = c.clone();
             f(&mut bad);

@@ -4,8 +4,8 @@ use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
-use burn::tensor::{Device, Tensor, TensorData};
-use leoclr_data::Batch;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use leoclr_data::{Batch, Rng};
 
 use crate::config::TrainConfig;
 use crate::ema::ema_update;
@@ -28,6 +28,25 @@ pub struct Trainer {
     /// Epochs completed.
     pub epoch: usize,
     pub steps_per_epoch: usize,
+}
+
+/// Shuffle-BN's sub-batches for one key view: a seeded permutation of `0..n` cut into `splits`
+/// contiguous groups whose sizes differ by at most one (MoCo's emulation needs `n` divisible by
+/// the splits; a short last batch here is split as evenly as it goes, at most `n / 2` groups so
+/// that every group has two images for its statistics).
+pub fn bn_split_groups(
+    n: usize,
+    splits: usize,
+    seed: u64,
+    step: usize,
+    view: usize,
+) -> Vec<Vec<usize>> {
+    let splits = splits.clamp(1, (n / 2).max(1));
+    let mut perm: Vec<usize> = (0..n).collect();
+    Rng::derive(seed, &[0x5348_5546_424e, step as u64, view as u64]).shuffle(&mut perm);
+    (0..splits)
+        .map(|g| perm[n * g / splits..n * (g + 1) / splits].to_vec())
+        .collect()
 }
 
 /// PyTorch's SGD (dampening 0; burn's default is 0.1) with coupled weight decay, as in MoCo.
@@ -109,12 +128,38 @@ impl Trainer {
         Tensor::from_data(TensorData::new(data.clone(), batch.shape()), &self.device)
     }
 
+    /// Keys of one view (detached). With `bn_splits` > 1 the batch is shuffled, encoded in
+    /// sub-batches (each with its own BatchNorm statistics, so a key's statistics do not come
+    /// from the batch its query is normalised with) and put back in order: MoCo's shuffle-BN on
+    /// one device. The key encoder's running statistics then take one update per sub-batch.
+    fn key_forward(&self, x: Tensor<4>, view: usize) -> Tensor<2> {
+        let n = x.dims()[0];
+        if self.config.bn_splits <= 1 || n < 4 {
+            return self.key.forward(x).detach();
+        }
+        let groups = bn_split_groups(n, self.config.bn_splits, self.config.seed, self.step, view);
+        let index = |ids: &[usize]| {
+            let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+            Tensor::<1, Int>::from_data(TensorData::new(ids.clone(), [ids.len()]), &self.device)
+        };
+        let parts: Vec<Tensor<2>> = groups
+            .iter()
+            .map(|g| self.key.forward(x.clone().select(0, index(g))).detach())
+            .collect();
+        let shuffled: Vec<usize> = groups.concat();
+        let mut inverse = vec![0usize; n];
+        for (pos, &i) in shuffled.iter().enumerate() {
+            inverse[i] = pos;
+        }
+        Tensor::cat(parts, 0).select(0, index(&inverse))
+    }
+
     /// Fills the queue with keys of real images (the key encoder on the originals) instead of the
     /// random unit vectors it starts with. With random negatives the loss starts low and climbs
     /// while real keys replace them; after this it is comparable from the first step (what a live
     /// curve of a short run needs). Changes no weights.
     pub fn warm_queue(&mut self, batch: &Batch) {
-        let keys = self.key.forward(self.view(batch, 2)).detach();
+        let keys = self.key_forward(self.view(batch, 2), 2);
         self.queue.enqueue(keys);
     }
 
@@ -183,7 +228,7 @@ impl Trainer {
         let view = |i: usize| views[i].clone().expect("checked above");
         let mut k: [Option<Tensor<2>>; 3] = [None, None, None];
         for &i in k_views {
-            k[i] = Some(self.key.forward(view(i)).detach());
+            k[i] = Some(self.key_forward(view(i), i));
         }
         let mut q: [Option<Tensor<2>>; 3] = [None, None, None];
         for &i in q_views {
@@ -282,6 +327,108 @@ mod tests {
                 assert!(loss.is_finite() && loss > 0.0, "{method:?}: {loss}");
             }
             assert_eq!(t.step, 3);
+        }
+    }
+
+    fn rows(t: Tensor<2>) -> Vec<Vec<f32>> {
+        let [n, d] = t.dims();
+        let v = t.into_data().try_to_vec::<f32>().unwrap();
+        (0..n).map(|i| v[i * d..(i + 1) * d].to_vec()).collect()
+    }
+
+    #[test]
+    fn bn_splits_of_one_is_the_plain_key_pass_and_old_configs_read_as_one() {
+        let t = leoclr_trainer();
+        assert_eq!(t.config.bn_splits, 1);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(toy_batch(8, 12, 5).original, [8, 1, 12, 12]),
+            &t.device,
+        );
+        assert_eq!(
+            rows(t.key_forward(x.clone(), 2)),
+            rows(t.key.forward(x).detach())
+        );
+        // A run file written before the setting existed trains as before.
+        let mut json = serde_json::to_value(&t.config).unwrap();
+        json.as_object_mut().unwrap().remove("bn_splits");
+        let old: TrainConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(old, t.config);
+        // And two trainers, one told 1 explicitly, take bit-identical steps.
+        let mut a = leoclr_trainer();
+        let mut b = Trainer::new(
+            TrainConfig {
+                bn_splits: 1,
+                ..old
+            },
+            &Device::flex(),
+            4,
+        )
+        .unwrap();
+        for i in 0..2 {
+            let batch = toy_batch(8, 12, i);
+            let (la, lb) = (a.step(&batch).unwrap(), b.step(&batch).unwrap());
+            assert_eq!(la.into_scalar::<f32>(), lb.into_scalar::<f32>());
+        }
+        assert_eq!(parameters(&a.online), parameters(&b.online));
+    }
+
+    #[test]
+    fn shuffled_bn_keys_equal_each_sub_batch_encoded_alone() {
+        let mut t = leoclr_trainer();
+        t.config.bn_splits = 3;
+        t.step = 7;
+        let n = 11;
+        let imgs = toy_batch(n, 12, 9).original;
+        let x = Tensor::<4>::from_data(TensorData::new(imgs.clone(), [n, 1, 12, 12]), &t.device);
+        let keys = rows(t.key_forward(x.clone(), 2));
+        let groups = bn_split_groups(n, 3, t.config.seed, 7, 2);
+        // Sizes 3, 4, 4: every image once, in a seeded shuffle (not the identity).
+        assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), [3, 4, 4]);
+        let mut all = groups.concat();
+        assert_ne!(all, (0..n).collect::<Vec<_>>());
+        all.sort();
+        assert_eq!(all, (0..n).collect::<Vec<_>>());
+        assert_eq!(groups, bn_split_groups(n, 3, t.config.seed, 7, 2));
+        assert_ne!(groups, bn_split_groups(n, 3, t.config.seed, 8, 2));
+        // By hand: each group's images stacked alone through the key encoder, rows put back.
+        let per = 12 * 12;
+        for g in &groups {
+            let sub: Vec<f32> = g
+                .iter()
+                .flat_map(|&i| imgs[i * per..(i + 1) * per].to_vec())
+                .collect();
+            let sub = Tensor::<4>::from_data(TensorData::new(sub, [g.len(), 1, 12, 12]), &t.device);
+            for (row, &i) in rows(t.key.forward(sub).detach()).iter().zip(g) {
+                for (a, b) in row.iter().zip(&keys[i]) {
+                    assert!((a - b).abs() < 1e-5, "image {i}: {a} vs {b}");
+                }
+            }
+        }
+        // BatchNorm uses batch statistics here: the unsplit pass gives other keys.
+        let plain = rows(t.key.forward(x).detach());
+        assert!(
+            plain
+                .iter()
+                .zip(&keys)
+                .any(|(a, b)| a.iter().zip(b).any(|(a, b)| (a - b).abs() > 1e-4))
+        );
+        // A whole step trains with it, on every method; the short batch of 2 falls back to one group.
+        for method in [
+            Method::Mocov2 { symmetric: true },
+            Method::Mocov2 { symmetric: false },
+            Method::Leoclr {
+                original_branch: OriginalBranch::Query,
+            },
+        ] {
+            let cfg = TrainConfig {
+                bn_splits: 2,
+                ..tiny_config(method)
+            };
+            let mut t = Trainer::new(cfg, &Device::flex(), 2).unwrap();
+            for n in [4, 2] {
+                let l = t.step(&toy_batch(n, 12, 1)).unwrap().into_scalar::<f32>();
+                assert!(l.is_finite(), "{method:?}: {l}");
+            }
         }
     }
 

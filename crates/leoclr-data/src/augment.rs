@@ -24,8 +24,11 @@ pub struct AugmentConfig {
     pub blur_p: f64,
     /// Gaussian blur sigma range, in output pixels.
     pub blur_sigma: (f64, f64),
-    /// Random horizontal flip of the original view (LeOCLR: resize + flip only).
+    /// Random horizontal flip of the original view.
     pub original_flip_p: f64,
+    /// What else the original view gets besides resize + flip (absent in old run files: flip).
+    #[serde(default)]
+    pub original_aug: OriginalAug,
     /// Per-channel normalisation; one entry per input channel.
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
@@ -51,6 +54,7 @@ impl AugmentConfig {
             blur_p: 0.5,
             blur_sigma: (0.1, 2.0),
             original_flip_p: 0.5,
+            original_aug: OriginalAug::Flip,
             mean,
             std,
         }
@@ -115,6 +119,40 @@ impl AugmentConfig {
             return Err("normalisation std must be positive".into());
         }
         Ok(())
+    }
+}
+
+/// How the uncropped original view is augmented.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OriginalAug {
+    /// Resized and randomly flipped, nothing else: the project's default, measured at small scale.
+    #[default]
+    Flip,
+    /// The crops' whole "aug+" pipeline except the crop (flip, colour jitter, grayscale and blur
+    /// with the crops' probabilities): the paper's "random augmentation for all the views".
+    Aug,
+}
+
+impl std::str::FromStr for OriginalAug {
+    type Err = crate::DataError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "flip" => Ok(Self::Flip),
+            "aug" => Ok(Self::Aug),
+            _ => Err(crate::DataError::Config(format!(
+                "unknown original-view augmentation '{s}' (flip, aug)"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for OriginalAug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Flip => "flip",
+            Self::Aug => "aug",
+        })
     }
 }
 
@@ -442,6 +480,16 @@ fn normalise(px: &[f32], s: usize, c: usize, mean: &[f32], std: &[f32]) -> Vec<f
 pub fn sample_crop_params(w: usize, h: usize, cfg: &AugmentConfig, rng: &mut Rng) -> ViewParams {
     let crop = sample_crop(w, h, cfg.scale, cfg.ratio, rng);
     let flipped = rng.bernoulli(cfg.flip_p);
+    sample_photometric(crop, flipped, cfg, rng)
+}
+
+/// The colour part of "aug+" (jitter, grayscale, blur), drawn in torchvision's order.
+fn sample_photometric(
+    crop: CropBox,
+    flipped: bool,
+    cfg: &AugmentConfig,
+    rng: &mut Rng,
+) -> ViewParams {
     let jitter = rng
         .bernoulli(cfg.jitter_p)
         .then(|| sample_jitter(cfg.jitter, rng));
@@ -459,14 +507,19 @@ pub fn sample_crop_params(w: usize, h: usize, cfg: &AugmentConfig, rng: &mut Rng
     }
 }
 
-/// Samples the original view's parameters (its flip).
+/// Samples the original view's parameters: its flip and, with [`OriginalAug::Aug`], the crops'
+/// colour augmentation (the flip is drawn first either way, so `flip` draws what it always did).
 pub fn sample_original_params(
     w: usize,
     h: usize,
     cfg: &AugmentConfig,
     rng: &mut Rng,
 ) -> ViewParams {
-    ViewParams::original(w, h, rng.bernoulli(cfg.original_flip_p))
+    let plain = ViewParams::original(w, h, rng.bernoulli(cfg.original_flip_p));
+    match cfg.original_aug {
+        OriginalAug::Flip => plain,
+        OriginalAug::Aug => sample_photometric(plain.crop, plain.flipped, cfg, rng),
+    }
 }
 
 /// Renders a view with given parameters on the CPU: the reference implementation.
@@ -497,7 +550,8 @@ pub fn crop_view(img: &ImageU8, cfg: &AugmentConfig, rng: &mut Rng) -> View {
     }
 }
 
-/// The uncropped original: resized to the view size, optionally flipped, nothing else.
+/// The uncropped original: resized to the view size; with an `rng`, augmented as the run's
+/// [`OriginalAug`] says (without one: clean, for evaluation and embedding).
 pub fn original_view(img: &ImageU8, cfg: &AugmentConfig, rng: Option<&mut Rng>) -> View {
     let params = match rng {
         Some(r) => sample_original_params(img.width, img.height, cfg, r),
@@ -617,6 +671,62 @@ mod tests {
         let f = original_view(&img, &cfg_f, Some(&mut Rng::new(0)));
         assert!(f.params.flipped);
         assert_eq!(f.pixels[0], v.pixels[27]);
+    }
+
+    #[test]
+    fn original_aug_flip_draws_only_the_flip_and_aug_draws_the_crops_colour_pipeline() {
+        let img = gradient_image(20, 16, 3);
+        let flip = AugmentConfig::aug_plus(16, 3);
+        let aug = AugmentConfig {
+            original_aug: OriginalAug::Aug,
+            ..flip.clone()
+        };
+        let (mut jittered, mut gray, mut blurred, mut differ) = (0, 0, 0, 0);
+        for i in 0..400 {
+            // `flip`: exactly today's draw, one Bernoulli, and nothing else.
+            let mut r = Rng::derive(3, &[i]);
+            let p = sample_original_params(20, 16, &flip, &mut r);
+            let mut by_hand = Rng::derive(3, &[i]);
+            let flipped = by_hand.bernoulli(0.5);
+            assert_eq!(p, ViewParams::original(20, 16, flipped));
+            assert_eq!(r.next_u64(), by_hand.next_u64(), "flip draws one number");
+            // `aug`: the same flip, the whole image, the crops' colour draws; repeats by seed.
+            let a = original_view(&img, &aug, Some(&mut Rng::derive(3, &[i])));
+            let b = original_view(&img, &aug, Some(&mut Rng::derive(3, &[i])));
+            assert_eq!((&a.params, &a.pixels), (&b.params, &b.pixels));
+            assert_eq!(a.params.crop, p.crop);
+            assert_eq!(a.params.flipped, p.flipped);
+            jittered += a.params.jitter.is_some() as usize;
+            gray += a.params.grayscale as usize;
+            blurred += a.params.blur_sigma.is_some() as usize;
+            let plain = original_view(&img, &flip, Some(&mut Rng::derive(3, &[i])));
+            let changed =
+                a.params.jitter.is_some() || a.params.grayscale || a.params.blur_sigma.is_some();
+            // (A blur of sigma ~0.1 can leave the pixels as they were.)
+            match changed {
+                false => assert_eq!(a.pixels, plain.pixels, "sample {i}"),
+                true => differ += (a.pixels != plain.pixels) as usize,
+            }
+        }
+        assert!(differ > 300, "{differ}");
+        // The crops' probabilities: jitter 0.8, grayscale 0.2, blur 0.5.
+        assert!((280..360).contains(&jittered), "{jittered}");
+        assert!((50..115).contains(&gray), "{gray}");
+        assert!((160..240).contains(&blurred), "{blurred}");
+        // The small-image recipe has no blur, for the original either.
+        let small = AugmentConfig {
+            original_aug: OriginalAug::Aug,
+            ..AugmentConfig::small(16, 3)
+        };
+        let mut r = Rng::new(1);
+        assert!((0..200).all(|_| {
+            sample_original_params(20, 16, &small, &mut r)
+                .blur_sigma
+                .is_none()
+        }));
+        assert_eq!("aug".parse::<OriginalAug>().unwrap(), OriginalAug::Aug);
+        assert_eq!(OriginalAug::Flip.to_string(), "flip");
+        assert!("crop".parse::<OriginalAug>().is_err());
     }
 
     #[test]

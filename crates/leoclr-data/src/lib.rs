@@ -11,7 +11,7 @@ pub mod image;
 pub mod loader;
 pub mod rng;
 
-pub use augment::{AugmentConfig, CropBox, View, ViewParams};
+pub use augment::{AugmentConfig, CropBox, OriginalAug, View, ViewParams};
 pub use dataset::{Dataset, Split};
 pub use error::DataError;
 pub use formats::{DatasetFormat, DatasetSpec, cifar, detect_format, folder, idx, stl10};

@@ -132,7 +132,8 @@ impl Plan {
         spec.check_paths()?;
         let train = &sets.train;
         let size = view_size(train, spec.data.size)?;
-        let aug = augment(train.channels, size, spec.aug)?;
+        let mut aug = augment(train.channels, size, spec.aug)?;
+        aug.original_aug = spec.model.original_aug();
         let mut model = ModelConfig::new(
             spec.model.backbone,
             train.channels,
@@ -153,6 +154,7 @@ impl Plan {
             ema_momentum: spec.momentum,
             ema_cosine: spec.momentum_cosine,
             seed: spec.seed,
+            bn_splits: spec.bn_splits,
         };
         config.validate()?;
         let mut loader = LoaderConfig::train(spec.batch, spec.seed);
@@ -185,6 +187,11 @@ impl Plan {
         plan.spec.model.set_method(method);
         plan.config.method = method;
         plan
+    }
+
+    /// The plan of another spec over the same open datasets (a row or seed of a comparison).
+    pub fn with_spec(&self, spec: RunSpec) -> Result<Self> {
+        Self::with_sets(spec, self.sets.clone())
     }
 
     /// The plain (inference) device of the spec's backend.

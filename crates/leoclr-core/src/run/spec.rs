@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use leoclr_data::{AugmentConfig, DatasetFormat, Split};
+use leoclr_data::{AugmentConfig, DatasetFormat, OriginalAug, Split};
 use serde::{Deserialize, Serialize};
 
 use crate::augment_device::AugmentOn;
@@ -94,12 +94,17 @@ pub enum MethodName {
     /// MoCo-v2, asymmetric loss (half the encoder passes).
     #[serde(rename = "mocov2-asym", alias = "mocov2_asym")]
     Mocov2Asym,
+    /// LeOCLR as the paper's Algorithm 1 has it: the original through the query encoder, the
+    /// crops through the momentum encoder, every view augmented (original branch `query`,
+    /// original augmentation `aug`; either stays overridable).
+    #[serde(rename = "leoclr-paper", alias = "leoclr_paper")]
+    LeoclrPaper,
 }
 
 impl MethodName {
     pub fn method(self, original_branch: OriginalBranch) -> Method {
         match self {
-            Self::Leoclr => Method::Leoclr { original_branch },
+            Self::Leoclr | Self::LeoclrPaper => Method::Leoclr { original_branch },
             Self::Mocov2 => Method::Mocov2 { symmetric: true },
             Self::Mocov2Asym => Method::Mocov2 { symmetric: false },
         }
@@ -113,8 +118,9 @@ impl std::str::FromStr for MethodName {
             "leoclr" => Ok(Self::Leoclr),
             "mocov2" | "mocov2-sym" | "mocov2_sym" => Ok(Self::Mocov2),
             "mocov2-asym" | "mocov2_asym" => Ok(Self::Mocov2Asym),
+            "leoclr-paper" | "leoclr_paper" => Ok(Self::LeoclrPaper),
             _ => Err(Error::Config(format!(
-                "unknown method '{s}' (leoclr, mocov2, mocov2-asym)"
+                "unknown method '{s}' (leoclr, leoclr-paper, mocov2, mocov2-asym)"
             ))),
         }
     }
@@ -126,6 +132,7 @@ impl std::fmt::Display for MethodName {
             Self::Leoclr => "leoclr",
             Self::Mocov2 => "mocov2",
             Self::Mocov2Asym => "mocov2-asym",
+            Self::LeoclrPaper => "leoclr-paper",
         })
     }
 }
@@ -180,12 +187,19 @@ pub fn augment(channels: usize, size: usize, preset: Option<AugPreset>) -> Resul
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 #[serde(default)]
 pub struct ModelSpec {
-    /// leoclr, mocov2 (symmetric) or mocov2-asym.
+    /// leoclr, leoclr-paper (the paper's Algorithm 1: original branch query, original
+    /// augmentation aug), mocov2 (symmetric) or mocov2-asym.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = ModelSpec::default().method))]
     pub method: MethodName,
-    /// LeOCLR: which encoder sees the uncropped original (key or query).
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = ModelSpec::default().original_branch))]
-    pub original_branch: OriginalBranch,
+    /// LeOCLR: which encoder sees the uncropped original, key or query; default: the method's
+    /// (key; query for leoclr-paper).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub original_branch: Option<OriginalBranch>,
+    /// LeOCLR: the original view's augmentation, flip (resize + flip) or aug (the crops' colour
+    /// pipeline too); default: the method's (flip; aug for leoclr-paper).
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default)]
+    pub original_aug: Option<OriginalAug>,
     /// tiny, resnet18 or resnet50.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = ModelSpec::default().backbone))]
     pub backbone: Backbone,
@@ -198,7 +212,8 @@ impl Default for ModelSpec {
     fn default() -> Self {
         Self {
             method: MethodName::Leoclr,
-            original_branch: OriginalBranch::Key,
+            original_branch: None,
+            original_aug: None,
             backbone: Backbone::Tiny,
             small_stem: None,
         }
@@ -207,16 +222,50 @@ impl Default for ModelSpec {
 
 impl ModelSpec {
     pub fn method(&self) -> Method {
-        self.method.method(self.original_branch)
+        self.method.method(self.original_branch())
     }
 
-    /// The settings that select `method` (the inverse of [`ModelSpec::method`]).
+    /// The original branch given, else the method's.
+    pub fn original_branch(&self) -> OriginalBranch {
+        self.original_branch.unwrap_or(match self.method {
+            MethodName::LeoclrPaper => OriginalBranch::Query,
+            _ => OriginalBranch::Key,
+        })
+    }
+
+    /// The original view's augmentation given, else the method's. MoCo-v2 never encodes the
+    /// original, so the setting does not change it.
+    pub fn original_aug(&self) -> OriginalAug {
+        self.original_aug.unwrap_or(match self.method {
+            MethodName::LeoclrPaper => OriginalAug::Aug,
+            _ => OriginalAug::Flip,
+        })
+    }
+
+    /// The settings that select `method` (the inverse of [`ModelSpec::method`]); the original
+    /// view's augmentation stays as set.
     pub fn set_method(&mut self, method: Method) {
         (self.method, self.original_branch) = match method {
-            Method::Leoclr { original_branch } => (MethodName::Leoclr, original_branch),
-            Method::Mocov2 { symmetric: true } => (MethodName::Mocov2, OriginalBranch::Key),
-            Method::Mocov2 { symmetric: false } => (MethodName::Mocov2Asym, OriginalBranch::Key),
+            Method::Leoclr { original_branch } => (MethodName::Leoclr, Some(original_branch)),
+            Method::Mocov2 { symmetric: true } => (MethodName::Mocov2, None),
+            Method::Mocov2 { symmetric: false } => (MethodName::Mocov2Asym, None),
         };
+    }
+
+    /// A short stable name for result tables: `leoclr_key`, `leoclr_query`, `mocov2_sym`, ...,
+    /// with `_aug` where a LeOCLR original is augmented (`leoclr_paper` for query + aug).
+    pub fn label(&self) -> String {
+        let m = self.method();
+        match (m, self.original_aug()) {
+            (
+                Method::Leoclr {
+                    original_branch: OriginalBranch::Query,
+                },
+                OriginalAug::Aug,
+            ) => "leoclr_paper".into(),
+            (Method::Leoclr { .. }, OriginalAug::Aug) => format!("{}_aug", m.label()),
+            _ => m.label().into(),
+        }
     }
 }
 
@@ -260,6 +309,10 @@ pub struct RunSpec {
     /// size.
     #[cfg_attr(feature = "clap", arg(long))]
     pub aug: Option<AugPreset>,
+    /// Shuffle-BN on one device: the key encoder sees each batch shuffled, in N sub-batches with
+    /// their own BatchNorm statistics (MoCo's single-GPU emulation); 1: off.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = RunSpec::default().bn_splits))]
+    pub bn_splits: usize,
     #[cfg_attr(feature = "clap", arg(long, default_value_t = RunSpec::default().seed))]
     pub seed: u64,
     /// cpu (burn flex) or wgpu (Vulkan/Metal/DX12); vulkan and cuda in builds with those features.
@@ -314,6 +367,7 @@ impl Default for RunSpec {
             momentum_cosine: false,
             head_dim: 128,
             aug: None,
+            bn_splits: 1,
             seed: 0,
             backend: BackendKind::Cpu,
             out: PathBuf::from("runs/leoclr"),
@@ -408,6 +462,60 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_paper_preset_resolves_to_algorithm_1_and_every_part_stays_overridable() {
+        let paper = ModelSpec {
+            method: "leoclr-paper".parse().unwrap(),
+            ..ModelSpec::default()
+        };
+        assert_eq!(
+            paper.method(),
+            Method::Leoclr {
+                original_branch: OriginalBranch::Query
+            }
+        );
+        assert_eq!(paper.original_aug(), OriginalAug::Aug);
+        assert_eq!(paper.label(), "leoclr_paper");
+        let ours = ModelSpec::default();
+        assert_eq!(
+            ours.method(),
+            Method::Leoclr {
+                original_branch: OriginalBranch::Key
+            }
+        );
+        assert_eq!(ours.original_aug(), OriginalAug::Flip);
+        assert_eq!(ours.label(), "leoclr_key");
+        // Overrides win over the preset's choices.
+        let flip = ModelSpec {
+            original_aug: Some(OriginalAug::Flip),
+            ..paper.clone()
+        };
+        assert_eq!(flip.label(), "leoclr_query");
+        let key = ModelSpec {
+            original_branch: Some(OriginalBranch::Key),
+            ..paper
+        };
+        assert_eq!(key.label(), "leoclr_key_aug");
+        // MoCo-v2 does not encode the original: its label ignores the original's settings.
+        let moco = ModelSpec {
+            method: MethodName::Mocov2Asym,
+            original_aug: Some(OriginalAug::Aug),
+            ..ModelSpec::default()
+        };
+        assert_eq!(moco.label(), "mocov2_asym");
+        // And the augmentation a plan derives carries the choice.
+        let spec = RunSpec {
+            model: ModelSpec {
+                method: MethodName::LeoclrPaper,
+                ..ModelSpec::default()
+            },
+            ..RunSpec::default()
+        };
+        let json = serde_json::to_string(&spec).unwrap();
+        assert!(json.contains(r#""method":"leoclr-paper""#), "{json}");
+        assert_eq!(serde_json::from_str::<RunSpec>(&json).unwrap(), spec);
+    }
+
+    #[test]
     fn spec_round_trips_and_fills_defaults() {
         let spec = RunSpec {
             epochs: 3,
@@ -423,7 +531,9 @@ mod tests {
         assert_eq!(json["data"]["split"], "train+unlabeled");
         // The model settings stay flat in the JSON, as run files have always written them.
         assert_eq!(json["method"], "leoclr");
-        assert_eq!(json["original_branch"], "key");
+        // Unset: the method's own (key for leoclr).
+        assert_eq!(json["original_branch"], serde_json::Value::Null);
+        assert_eq!(spec.model.original_branch(), OriginalBranch::Key);
         assert_eq!(json["aug"], "aug+");
         assert_eq!(serde_json::from_value::<RunSpec>(json).unwrap(), spec);
         let partial: RunSpec = serde_json::from_str(r#"{"epochs": 2}"#).unwrap();
