@@ -5,8 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-# lavapipe (CPU Vulkan) for the wgpu test; the Vulkan loader.
-apt_install mesa-vulkan-drivers libvulkan1
+# lavapipe (CPU Vulkan) for the wgpu test; the Vulkan loader. Debian's PyTorch and torchvision
+# for the round trip of exported backbones (about 2 minutes to install; the test fails rather
+# than skips without them here).
+apt_install mesa-vulkan-drivers libvulkan1 python3-torch python3-torchvision python3-numpy
+export LEOCLR_REQUIRE_TORCH=1
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 start=$(date +%s)

@@ -1,6 +1,8 @@
-//! `leoclr export`: the files the browser demo ships in `assets/web`: the trained encoder alone,
-//! a gallery of labelled images, and the gallery's embeddings computed here (so the page answers a
-//! click at once and only embeds what the user uploads).
+//! `leoclr export`: the trained backbone for other tools (`--format torchvision`: a torchvision
+//! ResNet state dict in safetensors), or the files the browser demo ships in `assets/web`
+//! (`--format web`): the trained encoder alone, a gallery of labelled images, and the gallery's
+//! embeddings computed here (so the page answers a click at once and only embeds what the user
+//! uploads).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,11 +18,34 @@ use leoclr_data::{Dataset, DatasetFormat, DatasetSpec, Split};
 
 use crate::subset::write_idx_gz;
 
+/// What `leoclr export` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// The browser demo's model, gallery and gallery embeddings (a directory).
+    Web,
+    /// The backbone as torchvision's ResNet state dict, in safetensors (a file).
+    Torchvision,
+}
+
+/// Which of a run's two encoders to export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum WhichEncoder {
+    /// The query (online) encoder, the one trained by SGD and evaluated.
+    Query,
+    /// The momentum (key) encoder.
+    Key,
+}
+
 #[derive(Args, Debug)]
 pub struct ExportArgs {
     /// A checkpoint file or run directory.
     #[arg(long)]
     pub checkpoint: PathBuf,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Web)]
+    pub format: ExportFormat,
+    /// torchvision: which encoder's backbone.
+    #[arg(long, value_enum, default_value_t = WhichEncoder::Query)]
+    pub encoder: WhichEncoder,
     /// Gallery source: a grayscale IDX dataset (Fashion-MNIST).
     #[arg(long, default_value = BUNDLED_DATA)]
     pub data: PathBuf,
@@ -29,8 +54,10 @@ pub struct ExportArgs {
     /// Gallery size: the first N images of the split.
     #[arg(long, default_value_t = 1000)]
     pub gallery: usize,
-    #[arg(long, default_value = "assets/web")]
-    pub out: PathBuf,
+    /// web: a directory (default assets/web); torchvision: a .safetensors file (default
+    /// backbone.safetensors).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 pub const MODEL_FILE: &str = "model.leoclr";
@@ -39,6 +66,57 @@ pub const LABELS_FILE: &str = "gallery-labels-idx1-ubyte.gz";
 pub const FEATURES_FILE: &str = "gallery-features.f32";
 
 pub fn run(a: ExportArgs) -> Result<()> {
+    match a.format {
+        ExportFormat::Web => web(a),
+        ExportFormat::Torchvision => torchvision(a),
+    }
+}
+
+/// The backbone as a torchvision ResNet state dict; the architecture is in the file's metadata
+/// and `scripts/torchvision_resnet.py` builds the matching model.
+fn torchvision(a: ExportArgs) -> Result<()> {
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("backbone.safetensors"));
+    if out.is_dir() {
+        bail!(
+            "{}: --out names the .safetensors file to write",
+            out.display()
+        );
+    }
+    let device = Device::flex();
+    let (encoder, meta) = match a.encoder {
+        WhichEncoder::Query => checkpoint::load_encoder(&a.checkpoint, &device)?,
+        WhichEncoder::Key => checkpoint::load_key_encoder(&a.checkpoint, &device)?,
+    };
+    let model = &meta.config.model;
+    let bytes =
+        leoclr_core::torchvision::backbone_safetensors(&encoder.backbone, model, meta.step as u64)?;
+    checkpoint::write_atomic(&out, &bytes)?;
+    println!(
+        "wrote {} ({} bytes): the {:?} encoder's {} backbone{} ({} input channels), epoch {}; load it with \
+         scripts/torchvision_resnet.py's leoclr_resnet(\"{}\", in_channels={}, small_stem={})",
+        out.display(),
+        bytes.len(),
+        a.encoder,
+        model.backbone,
+        if model.small_stem {
+            " with the small stem"
+        } else {
+            ""
+        },
+        model.in_channels,
+        meta.epoch,
+        model.backbone,
+        model.in_channels,
+        if model.small_stem { "True" } else { "False" },
+    );
+    Ok(())
+}
+
+fn web(a: ExportArgs) -> Result<()> {
+    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("assets/web"));
     let device = Device::flex();
     let (encoder, meta) = checkpoint::load_encoder(&a.checkpoint, &device)?;
     let ds = Dataset::open(&DatasetSpec {
@@ -59,9 +137,9 @@ pub fn run(a: ExportArgs) -> Result<()> {
     let aug = meta
         .run
         .eval_augment(ds.channels, None, view_size(&ds, None)?)?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
-    let model_path = a.out.join(MODEL_FILE);
+    let model_path = out.join(MODEL_FILE);
     let mut small = meta.clone();
     small.run = RunMeta {
         augment: Some(aug.clone()),
@@ -72,7 +150,7 @@ pub fn run(a: ExportArgs) -> Result<()> {
     };
     checkpoint::save_encoder(&model_path, &encoder, &small)?;
 
-    write_idx_gz(&ds, &a.out.join(IMAGES_FILE), &a.out.join(LABELS_FILE))?;
+    write_idx_gz(&ds, &out.join(IMAGES_FILE), &out.join(LABELS_FILE))?;
 
     let n = ds.len();
     let f = embed(
@@ -87,7 +165,7 @@ pub fn run(a: ExportArgs) -> Result<()> {
     let mut feats = f.data;
     normalize_rows(&mut feats, f.dim);
     let bytes: Vec<u8> = feats.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(a.out.join(FEATURES_FILE), bytes)?;
+    std::fs::write(out.join(FEATURES_FILE), bytes)?;
     let info = serde_json::json!({
         "images": n,
         "dim": f.dim,
@@ -99,13 +177,13 @@ pub fn run(a: ExportArgs) -> Result<()> {
         "command": std::iter::once("leoclr".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>(),
     });
     std::fs::write(
-        a.out.join("gallery.json"),
+        out.join("gallery.json"),
         serde_json::to_string_pretty(&info)?,
     )?;
-    let size = |f: &str| std::fs::metadata(a.out.join(f)).map_or(0, |m| m.len());
+    let size = |f: &str| std::fs::metadata(out.join(f)).map_or(0, |m| m.len());
     println!(
         "wrote {}: {MODEL_FILE} ({} bytes), {n} gallery images ({} bytes), {}-dim embeddings ({} bytes)",
-        a.out.display(),
+        out.display(),
         size(MODEL_FILE),
         size(IMAGES_FILE) + size(LABELS_FILE),
         f.dim,

@@ -132,6 +132,59 @@ fn train_stop_resume_and_eval() {
         .unwrap()
         .len();
     assert!(model < full / 2, "{model} vs {full}");
+    // The backbone for PyTorch: torchvision's key names, query and key encoders differ, and an
+    // exported model (query encoder only) has no key encoder to give.
+    let tv = |enc: &str, from: &Path| {
+        let file = tmp.path().join(format!("{enc}.safetensors"));
+        let text = ok(&[
+            "export",
+            "--format",
+            "torchvision",
+            "--encoder",
+            enc,
+            "--checkpoint",
+            from.to_str().unwrap(),
+            "--out",
+            file.to_str().unwrap(),
+        ]);
+        assert!(
+            text.contains("leoclr_resnet(\"tiny\", in_channels=1"),
+            "{text}"
+        );
+        std::fs::read(file).unwrap()
+    };
+    let (q, k) = (tv("query", &a), tv("key", &a));
+    let header_len = u64::from_le_bytes(q[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&q[8..8 + header_len]).unwrap();
+    for key in [
+        "conv1.weight",
+        "bn1.running_var",
+        "layer1.0.bn2.num_batches_tracked",
+    ] {
+        assert!(header.get(key).is_some(), "{key} missing: {header}");
+    }
+    assert_ne!(
+        q, k,
+        "the key encoder is exported, not the query encoder again"
+    );
+    let refused = leoclr(&[
+        "export",
+        "--format",
+        "torchvision",
+        "--encoder",
+        "key",
+        "--checkpoint",
+        web.join("model.leoclr").to_str().unwrap(),
+        "--out",
+        tmp.path().join("none.safetensors").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        refused.status.code() == Some(1)
+            && err.contains("model.leoclr")
+            && err.contains("key encoder"),
+        "{err}"
+    );
     // An exported model cannot be resumed: the message names that file, nothing else.
     let m = web.join("model.leoclr");
     let refused = leoclr(&["train", "--resume", m.to_str().unwrap()]);

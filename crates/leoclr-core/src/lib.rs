@@ -19,6 +19,8 @@ pub mod resnet;
 pub mod run;
 pub mod schedule;
 pub mod session;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod torchvision;
 pub mod trainer;
 
 pub use backend::{BackendKind, Precision, default_device_on_cpu};

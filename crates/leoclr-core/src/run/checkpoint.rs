@@ -333,6 +333,21 @@ pub fn load_encoder(path: &Path, device: &Device) -> Result<(Encoder, Meta)> {
     Ok((enc, meta))
 }
 
+/// Loads the momentum (key) encoder of a training checkpoint, on a plain device.
+pub fn load_key_encoder(path: &Path, device: &Device) -> Result<(Encoder, Meta)> {
+    let (meta, mut sections) = read(path)?;
+    let file = file_of(path);
+    if sections.len() != 4 {
+        return Err(err(
+            &file,
+            "holds only an exported query encoder, not the key encoder",
+        ));
+    }
+    let key = sections.swap_remove(1);
+    let enc = load_encoder_bytes(&meta.config, key, device, &file)?;
+    Ok((enc, meta))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

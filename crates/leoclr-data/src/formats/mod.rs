@@ -5,6 +5,7 @@ pub mod cifar;
 mod common;
 pub mod folder;
 pub mod idx;
+pub mod npy;
 pub mod stl10;
 
 use std::path::{Path, PathBuf};
