@@ -4,8 +4,10 @@ use clap::{Parser, Subcommand};
 
 use crate::bench::BenchArgs;
 use crate::compare::CompareArgs;
+use crate::embed_cmd::EmbedArgs;
 use crate::eval_cmd::EvalArgs;
 use crate::export::ExportArgs;
+use crate::retrieve_cmd::RetrieveArgs;
 use crate::subset::SubsetArgs;
 use crate::train_cmd::TrainArgs;
 
@@ -27,14 +29,21 @@ pub enum Command {
     Train(TrainArgs),
     /// Evaluate a checkpoint: weighted kNN and a linear probe on frozen backbone features.
     Eval(EvalArgs),
-    /// Train every method (MoCo-v2 sym/asym, LeOCLR key/query) at the same budget and compare them.
+    /// Train every method (MoCo-v2 sym/asym, LeOCLR variants) at the same budget, over seeds, and
+    /// compare them.
     Compare(CompareArgs),
     /// Measure training-step and end-to-end throughput per backend.
     Bench(BenchArgs),
     /// Write the first N train / M test images of an IDX dataset as a new IDX dataset (how the bundled
     /// assets/fashion-mnist-subset was made).
     Subset(SubsetArgs),
-    /// Write what the browser demo ships: the encoder alone (model.leoclr), a gallery of labelled
-    /// images (IDX) and their embeddings (how assets/web was made).
+    /// Export a trained backbone for PyTorch (--format torchvision: a torchvision ResNet state
+    /// dict in safetensors), or what the browser demo ships (--format web: the encoder alone, a
+    /// gallery of labelled images and their embeddings; how assets/web was made).
     Export(ExportArgs),
+    /// Embed every image of a dataset or folder: features.npy, metadata.tsv, index.json (and
+    /// Embedding Projector files with --projector), for NumPy and `leoclr retrieve`.
+    Embed(EmbedArgs),
+    /// The nearest images of an embedding index to query images.
+    Retrieve(RetrieveArgs),
 }

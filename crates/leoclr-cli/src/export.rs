@@ -36,6 +36,26 @@ pub enum WhichEncoder {
     Key,
 }
 
+impl WhichEncoder {
+    pub fn load(
+        self,
+        path: &std::path::Path,
+        device: &Device,
+    ) -> leoclr_core::Result<(leoclr_core::Encoder, checkpoint::Meta)> {
+        match self {
+            Self::Query => checkpoint::load_encoder(path, device),
+            Self::Key => checkpoint::load_key_encoder(path, device),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Query => "query",
+            Self::Key => "key",
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct ExportArgs {
     /// A checkpoint file or run directory.
@@ -86,10 +106,7 @@ fn torchvision(a: ExportArgs) -> Result<()> {
         );
     }
     let device = Device::flex();
-    let (encoder, meta) = match a.encoder {
-        WhichEncoder::Query => checkpoint::load_encoder(&a.checkpoint, &device)?,
-        WhichEncoder::Key => checkpoint::load_key_encoder(&a.checkpoint, &device)?,
-    };
+    let (encoder, meta) = a.encoder.load(&a.checkpoint, &device)?;
     let model = &meta.config.model;
     let bytes =
         leoclr_core::torchvision::backbone_safetensors(&encoder.backbone, model, meta.step as u64)?;

@@ -3,9 +3,11 @@
 mod args;
 mod bench;
 mod compare;
+mod embed_cmd;
 mod eval_cmd;
 mod export;
 mod progress;
+mod retrieve_cmd;
 mod subset;
 mod train_cmd;
 
@@ -32,6 +34,8 @@ fn main() {
         args::Command::Compare(a) => compare::run(a),
         args::Command::Bench(a) => bench::run(a),
         args::Command::Export(a) => export::run(a),
+        args::Command::Embed(a) => embed_cmd::run(a),
+        args::Command::Retrieve(a) => retrieve_cmd::run(a),
     };
     if let Err(e) = res {
         eprintln!("error: {}", message(&e));

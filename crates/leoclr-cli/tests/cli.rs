@@ -715,6 +715,190 @@ fn paper_settings_and_bn_splits_survive_a_resume() {
     assert_eq!(aug.original_aug, leoclr_data::OriginalAug::Aug);
 }
 
+/// A small image folder: two classes of 6 distinct 20x20 RGB images, plus `a/dup.png`, an exact
+/// copy of `b/img3.png`.
+fn image_folder(root: &Path) {
+    for (c, class) in ["a", "b"].into_iter().enumerate() {
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        for i in 0..6u32 {
+            let img = image::RgbImage::from_fn(20, 20, |x, y| {
+                let v = ((x * (i + 2) + y * (3 + c as u32) + i * 37) % 256) as u8;
+                image::Rgb([v, if c == 0 { 255 - v } else { v / 2 }, (x * 12) as u8])
+            });
+            img.save(root.join(class).join(format!("img{i}.png")))
+                .unwrap();
+        }
+    }
+    std::fs::copy(root.join("b/img3.png"), root.join("a/dup.png")).unwrap();
+}
+
+#[test]
+fn embed_then_retrieve_on_an_image_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let imgs = tmp.path().join("imgs");
+    image_folder(&imgs);
+    let run = run_dir(&tmp, "run");
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    ok(&[
+        "train",
+        "--data",
+        &p(&imgs),
+        "--size",
+        "16",
+        "--epochs",
+        "1",
+        "--batch",
+        "4",
+        "--queue",
+        "8",
+        "--no-baseline",
+        "--workers",
+        "1",
+        "--out",
+        &p(&run),
+    ]);
+    let index = tmp.path().join("index");
+    let embed = |extra: &[&str]| {
+        let mut args = vec![
+            "embed".to_string(),
+            "--checkpoint".into(),
+            p(&run),
+            "--data".into(),
+            p(&imgs),
+            "--batch".into(),
+            "5".into(),
+            "--out".into(),
+            p(&index),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        leoclr(&args)
+    };
+    let out = embed(&["--projector", "--projections"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let npy = std::fs::read(index.join("features.npy")).unwrap();
+    let header = String::from_utf8_lossy(&npy[10..128]).to_string();
+    assert!(header.contains("'shape': (13, 128)"), "{header}");
+    let meta = std::fs::read_to_string(index.join("metadata.tsv")).unwrap();
+    let lines: Vec<&str> = meta.lines().collect();
+    assert_eq!(lines[0], "index\tname\tlabel");
+    assert_eq!(lines.len(), 14);
+    let files: Vec<String> = lines[1..]
+        .iter()
+        .map(|l| l.split('\t').nth(1).unwrap().to_string())
+        .collect();
+    assert!(files.iter().all(|f| Path::new(f).exists()), "{files:?}");
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.ends_with("\ta") || l.ends_with("\tb")),
+        "{meta}"
+    );
+    for f in [
+        "projections.npy",
+        "vectors.tsv",
+        "sprite.png",
+        "projector_config.pbtxt",
+        "index.json",
+    ] {
+        assert!(index.join(f).exists(), "{f}");
+    }
+    let vectors = std::fs::read_to_string(index.join("vectors.tsv")).unwrap();
+    assert_eq!(vectors.lines().count(), 13);
+    assert_eq!(vectors.lines().next().unwrap().split('\t').count(), 128);
+    // An index already there stays unless --overwrite.
+    let again = embed(&[]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--overwrite"));
+
+    // The duplicate pair: a query of b/img3.png finds itself and its copy first, at cosine 1.
+    let text = ok(&[
+        "retrieve",
+        "--index",
+        &p(&index),
+        "--query",
+        &p(&imgs.join("b/img3.png")),
+        "-k",
+        "3",
+        "--json",
+    ]);
+    let r: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let hits = r["neighbours"].as_array().unwrap();
+    assert_eq!(hits.len(), 3);
+    let mut top2: Vec<String> = hits[..2]
+        .iter()
+        .map(|h| {
+            Path::new(h["name"].as_str().unwrap())
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .to_string()
+        })
+        .collect();
+    top2.sort();
+    assert_eq!(top2, ["dup.png", "img3.png"], "{r}");
+    for h in &hits[..2] {
+        assert!((h["score"].as_f64().unwrap() - 1.0).abs() < 1e-4, "{r}");
+    }
+    assert!(hits[2]["score"].as_f64().unwrap() < hits[1]["score"].as_f64().unwrap() + 1e-6);
+    let table = ok(&[
+        "retrieve",
+        "--index",
+        &p(&index),
+        "--query",
+        &p(&imgs.join("a/img0.png")),
+    ]);
+    assert_eq!(table.lines().count(), 11, "{table}");
+
+    // A corrupt file: a clear error naming it and nothing left at --out; --skip-bad lists it.
+    std::fs::write(imgs.join("a/zz_broken.png"), b"\x89PNG not really").unwrap();
+    let index2 = tmp.path().join("index2");
+    let out = leoclr(&[
+        "embed",
+        "--checkpoint",
+        &p(&run),
+        "--data",
+        &p(&imgs),
+        "--out",
+        &p(&index2),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("zz_broken.png") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert!(!index2.exists(), "a half-written index was left");
+    ok(&[
+        "embed",
+        "--checkpoint",
+        &p(&run),
+        "--data",
+        &p(&imgs),
+        "--out",
+        &p(&index2),
+        "--skip-bad",
+    ]);
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(index2.join("index.json")).unwrap()).unwrap();
+    assert_eq!(info["images"], 13);
+    assert_eq!(info["skipped"].as_array().unwrap().len(), 1);
+    assert!(
+        info["skipped"][0]
+            .as_str()
+            .unwrap()
+            .contains("zz_broken.png"),
+        "{info}"
+    );
+    let npy = std::fs::read(index2.join("features.npy")).unwrap();
+    assert!(String::from_utf8_lossy(&npy[10..128]).contains("'shape': (13, 128)"));
+    assert_eq!(npy.len() as u64 % 4, 0);
+}
+
 /// Bad data through the binary, one case a row (add a row for every bug found): `train` exits 1
 /// with a message naming the file, never panics, and a run already in `--out` stays as it was,
 /// even with `--overwrite` (the data is read before anything is written).

@@ -12,6 +12,7 @@ pub mod encoder;
 pub mod error;
 pub mod eval;
 pub mod head;
+pub mod index;
 pub mod infer;
 pub mod loss;
 pub mod queue;

@@ -33,6 +33,7 @@ pub struct NpyWriter {
     path: PathBuf,
     out: BufWriter<File>,
     cols: usize,
+    rows: usize,
     rows_left: usize,
 }
 
@@ -46,6 +47,7 @@ impl NpyWriter {
             path: path.to_path_buf(),
             out,
             cols,
+            rows,
             rows_left: rows,
         })
     }
@@ -70,6 +72,37 @@ impl NpyWriter {
             .map_err(|e| DataError::io(&self.path, e))?;
         self.rows_left -= rows;
         Ok(())
+    }
+
+    /// Ends a matrix that got `rows` rows, fewer than announced (images left out): the header is
+    /// rewritten in place for them, padded to its old length.
+    pub fn finish_with(mut self, rows: usize) -> Result<()> {
+        let written = self.rows - self.rows_left;
+        if rows != written {
+            return Err(DataError::format(
+                &self.path,
+                format!("{written} rows written, {rows} claimed"),
+            ));
+        }
+        if rows != self.rows {
+            let old = header(&[self.rows, self.cols]);
+            let mut new = header(&[rows, self.cols]);
+            // Same length: pad the dictionary with spaces before its newline.
+            let pad = old.len() - new.len();
+            new.pop();
+            new.extend(std::iter::repeat_n(b' ', pad));
+            new.push(b'\n');
+            let dict_len = (new.len() - MAGIC.len() - 2) as u16;
+            new[MAGIC.len()..MAGIC.len() + 2].copy_from_slice(&dict_len.to_le_bytes());
+            self.out.flush().map_err(|e| DataError::io(&self.path, e))?;
+            use std::io::{Seek, SeekFrom};
+            let f = self.out.get_mut();
+            f.seek(SeekFrom::Start(0))
+                .and_then(|_| f.write_all(&new))
+                .map_err(|e| DataError::io(&self.path, e))?;
+            self.rows_left = 0;
+        }
+        self.finish()
     }
 
     pub fn finish(mut self) -> Result<()> {
@@ -158,6 +191,11 @@ mod tests {
             (3, 2, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
         );
         assert_eq!(header(&[100_000, 512]).len() % 64, 0);
+        // Fewer rows than announced, said so: the header shrinks, the file reads back.
+        let mut w = NpyWriter::create(&p, 1000, 2).unwrap();
+        w.write_rows(&[7.0, 8.0]).unwrap();
+        w.finish_with(1).unwrap();
+        assert_eq!(read_f32_matrix(&p).unwrap(), (1, 2, vec![7.0, 8.0]));
         // Too few rows is an error, not a silently short file.
         let short = NpyWriter::create(&dir.path().join("s.npy"), 2, 2).unwrap();
         assert!(short.finish().is_err());

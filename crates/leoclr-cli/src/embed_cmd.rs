@@ -1,0 +1,370 @@
+//! `leoclr embed`: the backbone features (and optionally the projections) of every image of a
+//! dataset, as an index directory (`leoclr_core::index`) that NumPy, `leoclr retrieve` and, with
+//! `--projector`, TensorBoard's Embedding Projector open. Streams: a batch of images is decoded,
+//! embedded and written before the next, so memory stays bounded for any number of files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+use clap::Args;
+use leoclr_core::eval::Output;
+use leoclr_core::index::{
+    FEATURES_FILE, INFO_FILE, IndexInfo, METADATA_FILE, PROJECTIONS_FILE, tsv_field,
+};
+use leoclr_core::infer::{embed_views, model_input};
+use leoclr_core::run::view_size;
+use leoclr_data::formats::npy::NpyWriter;
+use leoclr_data::{Dataset, DatasetFormat, DatasetSpec, ImageU8, Split};
+
+use crate::export::WhichEncoder;
+
+#[derive(Args, Debug)]
+pub struct EmbedArgs {
+    /// A checkpoint file or run directory.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    #[arg(long, value_enum, default_value_t = WhichEncoder::Query)]
+    pub encoder: WhichEncoder,
+    /// Dataset directory (IDX, CIFAR-10/100, STL-10 binary, or an image folder).
+    #[arg(long)]
+    pub data: PathBuf,
+    #[arg(long)]
+    pub format: Option<DatasetFormat>,
+    #[arg(long, default_value = "train")]
+    pub split: Split,
+    /// Only the first N images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Images embedded at a time.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// Also write the L2-normalised projections (projections.npy).
+    #[arg(long)]
+    pub projections: bool,
+    /// Also write TensorBoard Embedding Projector input: vectors.tsv, a sprite of thumbnails and
+    /// projector_config.pbtxt (with metadata.tsv).
+    #[arg(long)]
+    pub projector: bool,
+    /// Leave out images that cannot be decoded (listed in index.json) instead of stopping.
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// Replace an index already in --out.
+    #[arg(long)]
+    pub overwrite: bool,
+    #[arg(long, default_value = "embeddings")]
+    pub out: PathBuf,
+}
+
+/// The projector's sprite: at most 8192 px a side (its limit), thumbnails up to 64 px.
+const SPRITE_MAX: usize = 8192;
+
+/// Thumbnail side and images per row of the sprite for `n` images of view side `size`.
+fn sprite_layout(n: usize, size: usize) -> (usize, usize) {
+    let per_row = (n as f64).sqrt().ceil().max(1.0) as usize;
+    let thumb = size.clamp(1, 64).min(SPRITE_MAX / per_row).max(1);
+    (thumb, per_row)
+}
+
+/// The files of an index being written, in a scratch directory renamed into place at the end.
+struct Writers {
+    features: NpyWriter,
+    projections: Option<NpyWriter>,
+    metadata: std::io::BufWriter<std::fs::File>,
+    vectors: Option<std::io::BufWriter<std::fs::File>>,
+    sprite: Option<(image::RgbImage, usize, usize)>,
+}
+
+fn create(path: &Path) -> Result<std::io::BufWriter<std::fs::File>> {
+    Ok(std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    ))
+}
+
+/// The scratch directory next to `out`, emptied.
+fn scratch(out: &Path) -> Result<PathBuf> {
+    let name = out
+        .file_name()
+        .map_or("embeddings".into(), |n| n.to_string_lossy().to_string());
+    let tmp = out.with_file_name(format!(".{name}.partial"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).with_context(|| format!("clearing {}", tmp.display()))?;
+    }
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    Ok(tmp)
+}
+
+/// Decodes images `ids`: the good ones, and (with `skip_bad`) the descriptions of bad ones.
+fn decode(
+    ds: &Dataset,
+    ids: std::ops::Range<usize>,
+    skip_bad: bool,
+    skipped: &mut Vec<String>,
+) -> Result<Vec<(usize, ImageU8)>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for i in ids {
+        match ds.get(i) {
+            Ok(img) => out.push((i, img)),
+            Err(e) if skip_bad => skipped.push(e.to_string()),
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "image {i} of {} (--skip-bad leaves such files out)",
+                    ds.name
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn run(a: EmbedArgs) -> Result<()> {
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    if a.out.exists()
+        && std::fs::read_dir(&a.out).is_ok_and(|mut d| d.next().is_some())
+        && !a.overwrite
+    {
+        bail!(
+            "{}: already holds files; pass --overwrite to replace the index there",
+            a.out.display()
+        );
+    }
+    let device = Device::flex();
+    let (encoder, meta) = a.encoder.load(&a.checkpoint, &device)?;
+    let ds = Dataset::open(&DatasetSpec {
+        path: a.data.clone(),
+        format: a.format,
+        split: a.split,
+        limit: a.limit,
+    })?;
+    let channels = meta.config.model.in_channels;
+    let ds = if ds.channels == channels {
+        ds
+    } else {
+        ds.with_channels(channels)?
+    };
+    if ds.is_empty() {
+        bail!("{}: no images", a.data.display());
+    }
+    let aug = meta
+        .run
+        .eval_augment(channels, None, view_size(&ds, None)?)?;
+    let size = aug.size;
+    let n = ds.len();
+    let dim = meta.config.model.backbone.feature_dim();
+    let proj_dim = meta.config.model.head_out;
+
+    let tmp = scratch(&a.out)?;
+    let mut w = Writers {
+        features: NpyWriter::create(&tmp.join(FEATURES_FILE), n, dim)?,
+        projections: match a.projections {
+            true => Some(NpyWriter::create(&tmp.join(PROJECTIONS_FILE), n, proj_dim)?),
+            false => None,
+        },
+        metadata: create(&tmp.join(METADATA_FILE))?,
+        vectors: match a.projector {
+            true => Some(create(&tmp.join("vectors.tsv"))?),
+            false => None,
+        },
+        sprite: a.projector.then(|| {
+            let (thumb, per_row) = sprite_layout(n, size);
+            let rows = n.div_ceil(per_row);
+            (
+                image::RgbImage::new((per_row * thumb) as u32, (rows * thumb) as u32),
+                thumb,
+                per_row,
+            )
+        }),
+    };
+    writeln!(w.metadata, "index\tname\tlabel")?;
+    let pb = crate::progress::bar(
+        n,
+        "embed",
+        "{prefix:>6} [{bar:30}] {pos}/{len} {per_sec} {eta}",
+        false,
+    );
+    let mut skipped = Vec::new();
+    let mut written = 0usize;
+    for start in (0..n).step_by(a.batch) {
+        let imgs = decode(
+            &ds,
+            start..(start + a.batch).min(n),
+            a.skip_bad,
+            &mut skipped,
+        )?;
+        pb.set_position((start + a.batch).min(n) as u64);
+        if imgs.is_empty() {
+            continue;
+        }
+        let inputs: Vec<Vec<f32>> = imgs.iter().map(|(_, img)| model_input(img, &aug)).collect();
+        let views: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+        let feats = embed_views(&encoder, &views, channels, size, Output::Backbone, &device)?;
+        w.features.write_rows(&feats.concat())?;
+        if let Some(p) = &mut w.projections {
+            let z = embed_views(
+                &encoder,
+                &views,
+                channels,
+                size,
+                Output::Projection,
+                &device,
+            )?;
+            p.write_rows(&z.concat())?;
+        }
+        for ((i, img), f) in imgs.iter().zip(&feats) {
+            let label = ds
+                .label(*i)
+                .map(|l| {
+                    ds.classes
+                        .get(l as usize)
+                        .cloned()
+                        .unwrap_or_else(|| l.to_string())
+                })
+                .unwrap_or_default();
+            writeln!(
+                w.metadata,
+                "{i}\t{}\t{}",
+                tsv_field(&ds.describe(*i)),
+                tsv_field(&label)
+            )?;
+            if let Some(v) = &mut w.vectors {
+                let row: Vec<String> = f.iter().map(|x| format!("{x}")).collect();
+                writeln!(v, "{}", row.join("\t"))?;
+            }
+            if let Some((sheet, thumb, per_row)) = &mut w.sprite {
+                paste(sheet, img, written, *thumb, *per_row);
+            }
+            written += 1;
+        }
+    }
+    pb.finish_and_clear();
+    // Skipped images shrink the matrices: their headers are rewritten for the rows written.
+    w.features.finish_with(written)?;
+    if let Some(p) = w.projections {
+        p.finish_with(written)?;
+    }
+    w.metadata.flush()?;
+    if let Some(mut v) = w.vectors {
+        v.flush()?;
+    }
+    if let Some((sheet, thumb, per_row)) = w.sprite {
+        let rows = written.div_ceil(per_row).max(1);
+        let sheet = image::imageops::crop_imm(
+            &sheet,
+            0,
+            0,
+            (per_row * thumb) as u32,
+            (rows * thumb) as u32,
+        )
+        .to_image();
+        sheet
+            .save(tmp.join("sprite.png"))
+            .context("writing sprite.png")?;
+        std::fs::write(
+            tmp.join("projector_config.pbtxt"),
+            format!(
+                "embeddings {{\n  tensor_name: \"leoclr features\"\n  tensor_path: \"vectors.tsv\"\n  metadata_path: \"{METADATA_FILE}\"\n  sprite {{\n    image_path: \"sprite.png\"\n    single_image_dim: {thumb}\n    single_image_dim: {thumb}\n  }}\n}}\n"
+            ),
+        )?;
+    }
+    let checkpoint = std::path::absolute(&a.checkpoint)?;
+    let info = IndexInfo {
+        checkpoint: if checkpoint.is_dir() {
+            checkpoint.join(leoclr_core::checkpoint::FILE_NAME)
+        } else {
+            checkpoint
+        },
+        encoder: a.encoder.name().into(),
+        images: written,
+        dim,
+        channels,
+        augment: aug,
+        data: std::path::absolute(&a.data)?,
+        split: a.split.to_string(),
+        skipped: skipped.clone(),
+        projections: a.projections,
+    };
+    std::fs::write(tmp.join(INFO_FILE), serde_json::to_string_pretty(&info)?)?;
+    replace_dir(&tmp, &a.out)?;
+    for s in &skipped {
+        eprintln!("skipped: {s}");
+    }
+    println!(
+        "wrote {}: {written} images x {dim} backbone features{}{}{}",
+        a.out.display(),
+        if a.projections {
+            format!(", {proj_dim}-dim projections")
+        } else {
+            String::new()
+        },
+        if a.projector {
+            ", Embedding Projector files (projector_config.pbtxt)"
+        } else {
+            ""
+        },
+        if skipped.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} unreadable images left out (index.json lists them)",
+                skipped.len()
+            )
+        },
+    );
+    Ok(())
+}
+
+/// Puts the finished scratch directory at `out`; an index already there is removed only after.
+fn replace_dir(tmp: &Path, out: &Path) -> Result<()> {
+    let old = out.with_file_name(format!(
+        ".{}.old",
+        out.file_name()
+            .map_or("embeddings".into(), |n| n.to_string_lossy().to_string())
+    ));
+    if out.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old)?;
+        }
+        std::fs::rename(out, &old).with_context(|| format!("moving {} aside", out.display()))?;
+    }
+    std::fs::rename(tmp, out)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old)?;
+    }
+    Ok(())
+}
+
+/// Draws image number `slot` into its cell of the sprite (resized whole, gray as RGB).
+fn paste(sheet: &mut image::RgbImage, img: &ImageU8, slot: usize, thumb: usize, per_row: usize) {
+    let rgb = img.to_rgb();
+    let Some(src) = image::RgbImage::from_raw(img.width as u32, img.height as u32, rgb) else {
+        return;
+    };
+    let small = image::imageops::resize(
+        &src,
+        thumb as u32,
+        thumb as u32,
+        image::imageops::FilterType::Triangle,
+    );
+    let (x, y) = ((slot % per_row) * thumb, (slot / per_row) * thumb);
+    image::imageops::replace(sheet, &small, x as i64, y as i64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sprite_fits_the_projectors_limit() {
+        assert_eq!(sprite_layout(100, 28), (28, 10));
+        let (thumb, per_row) = sprite_layout(100_000, 96);
+        assert!(
+            thumb * per_row <= SPRITE_MAX && thumb >= 1,
+            "{thumb} x {per_row}"
+        );
+        assert_eq!(sprite_layout(1, 300), (64, 1));
+    }
+}

@@ -1,0 +1,126 @@
+//! `leoclr retrieve`: the nearest images of an index (`leoclr embed`) to query images, by cosine
+//! similarity of backbone features. The queries are prepared as the index's images were (the view
+//! size and normalisation recorded in index.json) and embedded by the model it records.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+use clap::Args;
+use leoclr_core::eval::Output;
+use leoclr_core::index::EmbedIndex;
+use leoclr_core::infer::{embed_views, model_input};
+use leoclr_data::folder::decode_file;
+use serde::Serialize;
+
+use crate::export::WhichEncoder;
+
+#[derive(Args, Debug)]
+pub struct RetrieveArgs {
+    /// An index directory written by `leoclr embed`.
+    #[arg(long)]
+    pub index: PathBuf,
+    /// Query images (any format the image folder reader takes).
+    #[arg(long, num_args = 1.., required = true)]
+    pub query: Vec<PathBuf>,
+    /// Neighbours per query.
+    #[arg(short, long, default_value_t = 10)]
+    pub k: usize,
+    /// The model, when it moved since the index was made (default: the one index.json records).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// One JSON object per query instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Neighbour<'a> {
+    rank: usize,
+    score: f32,
+    index: usize,
+    name: &'a str,
+    label: &'a str,
+}
+
+pub fn run(a: RetrieveArgs) -> Result<()> {
+    if a.k == 0 {
+        bail!("-k must be at least 1");
+    }
+    let index = EmbedIndex::open(&a.index)?;
+    let info = &index.info;
+    let device = Device::flex();
+    let which = match info.encoder.as_str() {
+        "key" => WhichEncoder::Key,
+        _ => WhichEncoder::Query,
+    };
+    let ckpt = a
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| info.checkpoint.clone());
+    let (encoder, meta) = which.load(&ckpt, &device).with_context(|| {
+        format!(
+            "the model of index {} (--checkpoint if it moved)",
+            a.index.display()
+        )
+    })?;
+    if meta.config.model.in_channels != info.channels
+        || meta.config.model.backbone.feature_dim() != info.dim
+    {
+        bail!(
+            "{}: not the model of index {} ({} channels, {}-dim features expected)",
+            ckpt.display(),
+            a.index.display(),
+            info.channels,
+            info.dim
+        );
+    }
+    let aug = &info.augment;
+    for q in &a.query {
+        let img = decode_file(q)?.to_channels(info.channels);
+        let x = model_input(&img, aug);
+        let f = embed_views(
+            &encoder,
+            &[&x],
+            info.channels,
+            aug.size,
+            Output::Backbone,
+            &device,
+        )?;
+        let hits = index.search(&f[0], a.k)?;
+        let rows: Vec<Neighbour<'_>> = hits
+            .iter()
+            .enumerate()
+            .map(|(rank, &(r, score))| {
+                let row = &index.rows[r];
+                Neighbour {
+                    rank: rank + 1,
+                    score,
+                    index: row.index,
+                    name: &row.name,
+                    label: &row.label,
+                }
+            })
+            .collect();
+        if a.json {
+            let obj = serde_json::json!({ "query": q, "neighbours": rows });
+            println!("{}", serde_json::to_string(&obj)?);
+        } else {
+            println!("{}:", q.display());
+            for n in &rows {
+                println!(
+                    "  {:>3}  {:.4}  {}{}",
+                    n.rank,
+                    n.score,
+                    n.name,
+                    if n.label.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  ({})", n.label)
+                    }
+                );
+            }
+        }
+    }
+    Ok(())
+}
