@@ -98,6 +98,10 @@ impl LeoclrApp {
         let path = path.as_ref();
         if self.shared.load_model(path) {
             self.top.model_path = path.display().to_string();
+            // An index brings its own data.
+            if let Some(d) = &self.shared.workspace.data {
+                self.top.data_path = d.path.display().to_string();
+            }
         }
     }
 
@@ -187,7 +191,7 @@ impl LeoclrApp {
             let l = ui.label("Model");
             ui.add(
                 egui::TextEdit::singleline(&mut s.model_path)
-                    .hint_text("checkpoint or run directory")
+                    .hint_text("checkpoint, run directory or embed index")
                     .desired_width(220.0),
             )
             .labelled_by(l.id);

@@ -20,6 +20,12 @@ pub enum AppError {
         dim: usize,
     },
     /// A file the user handed over (dropped, uploaded) that is not a usable image.
+    #[error("{index}: row of image {row}, but its dataset has {images} images (changed since?)")]
+    IndexData {
+        index: String,
+        row: usize,
+        images: usize,
+    },
     #[error("cannot use dropped file {name}: {reason}")]
     Dropped { name: String, reason: String },
     #[error("{0} failed unexpectedly (panic)")]

@@ -33,9 +33,13 @@ impl Shared {
         self.report(res)
     }
 
-    /// Loads a model; the status line says which or why not (the old one stays).
+    /// Loads a model, or opens an embedding index (a directory with `index.json`: its model,
+    /// data and features); the status line says which or why not (the old state stays).
     pub fn load_model(&mut self, path: &Path) -> bool {
-        let res = self.workspace.load_model(path);
+        let res = match path.join(leoclr_core::index::INFO_FILE).is_file() {
+            true => self.workspace.open_index(path),
+            false => self.workspace.load_model(path),
+        };
         self.report(res)
     }
 

@@ -81,6 +81,48 @@ impl Workspace {
         self.gallery_job = None;
     }
 
+    /// Opens an index written by `leoclr embed`: its model, its dataset (the images it holds, in
+    /// its order) and its features as the gallery, without embedding anything again. On failure
+    /// the old state stays.
+    pub fn open_index(&mut self, dir: &Path) -> Result<String> {
+        let index = leoclr_core::index::EmbedIndex::open(dir)?;
+        let info = &index.info;
+        let mut m = LoadedModel::load(&info.checkpoint, &self.device)?;
+        m.aug = info.augment.clone();
+        let split: Split = info.split.parse()?;
+        let ds = Dataset::open(&DatasetSpec {
+            path: info.data.clone(),
+            format: None,
+            split,
+            limit: None,
+        })?;
+        let ds = match ds.channels == info.channels {
+            true => ds,
+            false => ds.with_channels(info.channels)?,
+        };
+        let ids: Vec<usize> = index.rows.iter().map(|r| r.index).collect();
+        if let Some(i) = ids.iter().find(|&&i| i >= ds.len()) {
+            return Err(AppError::IndexData {
+                index: dir.display().to_string(),
+                row: *i,
+                images: ds.len(),
+            });
+        }
+        let ds = Arc::new(ds.subset(&ids));
+        let gallery = Gallery::from_parts(m.id, ds.clone(), info.dim, index.features.clone())?;
+        let summary = format!(
+            "opened index {} ({} images of {}, {})",
+            dir.display(),
+            ds.len(),
+            info.data.display(),
+            m.describe()
+        );
+        self.set_dataset(info.data.clone(), split, ds);
+        self.set_model(m);
+        self.gallery = Some(gallery);
+        Ok(summary)
+    }
+
     /// Loads a checkpoint (file or run directory); on failure the old model stays.
     pub fn load_model(&mut self, path: &Path) -> Result<String> {
         let m = LoadedModel::load(path, &self.device)?;

@@ -462,6 +462,75 @@ fn bad_model_and_data_paths_show_messages() {
     );
 }
 
+/// An index as `leoclr embed` writes it (features, metadata, info), one image left out, opened
+/// through the Model field: the app shows its data and uses its features without re-embedding.
+#[test]
+fn an_embed_index_opens_with_its_model_data_and_features() {
+    use leoclr_core::index::{FEATURES_FILE, INFO_FILE, IndexInfo, METADATA_FILE};
+    use leoclr_data::formats::npy::NpyWriter;
+    let data = tempfile::tempdir().unwrap();
+    fixture(data.path(), 12);
+    let run = tempfile::tempdir().unwrap();
+    model(run.path());
+    let other = tempfile::tempdir().unwrap();
+    fixture(other.path(), 8);
+    let mut h = harness(other.path());
+    let index = tempfile::tempdir().unwrap();
+    let dim = 128;
+    let rows: Vec<usize> = (0..12).filter(|&i| i != 7).collect();
+    // Feature row r points along axis r (distinct, easy to recognise after normalisation).
+    let mut w = NpyWriter::create(&index.path().join(FEATURES_FILE), rows.len(), dim).unwrap();
+    for r in 0..rows.len() {
+        let mut f = vec![0.0f32; dim];
+        f[r] = 2.0;
+        w.write_rows(&f).unwrap();
+    }
+    w.finish().unwrap();
+    let mut meta = String::from("index\tname\tlabel\n");
+    for &i in &rows {
+        meta.push_str(&format!("{i}\ttrain#{i}\t{}\n", i % 4));
+    }
+    std::fs::write(index.path().join(METADATA_FILE), meta).unwrap();
+    let info = IndexInfo {
+        checkpoint: run.path().join(checkpoint::FILE_NAME),
+        encoder: "query".into(),
+        images: rows.len(),
+        dim,
+        channels: 1,
+        augment: leoclr_core::run::augment(1, 16, None).unwrap(),
+        data: data.path().to_path_buf(),
+        split: "train".into(),
+        skipped: vec!["train#7: unreadable".into()],
+        projections: false,
+    };
+    std::fs::write(
+        index.path().join(INFO_FILE),
+        serde_json::to_string(&info).unwrap(),
+    )
+    .unwrap();
+    h.state_mut().top.model_path = index.path().display().to_string();
+    h.get_by_label("Load model").click();
+    h.run();
+    h.get_by_label_contains("opened index");
+    let app = h.state_mut();
+    assert_eq!(app.top.data_path, data.path().display().to_string());
+    let ws = &mut app.shared.workspace;
+    assert_eq!(ws.dataset().unwrap().len(), 11);
+    // Image 7 is gone: dataset position 7 is the file's image 8.
+    assert_eq!(ws.dataset().unwrap().label(7), Some(0));
+    let g = ws
+        .current_gallery()
+        .expect("the index's features are the gallery");
+    assert_eq!(g.len(), 11);
+    assert_eq!(&g.features[3 * dim..3 * dim + 4], &[0.0, 0.0, 0.0, 1.0]);
+    // A broken index is a message, and the state stays.
+    std::fs::write(index.path().join(METADATA_FILE), "index\tname\tlabel\n").unwrap();
+    h.get_by_label("Load model").click();
+    h.run();
+    h.get_by_label_contains("rows for 11 feature rows");
+    assert_eq!(h.state().shared.workspace.dataset().unwrap().len(), 11);
+}
+
 #[test]
 fn train_here_steps_and_pauses() {
     let dir = tempfile::tempdir().unwrap();
