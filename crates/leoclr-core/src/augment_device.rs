@@ -424,8 +424,7 @@ fn hue_shift(x: Tensor<4>, shift: Tensor<4>) -> Tensor<4> {
         vals.iter()
             .zip(&m)
             .map(|(v, m)| (*v).clone() * m.clone())
-            .reduce(|a, b| a + b)
-            .unwrap()
+            .fold(v.zeros_like(), |a, b| a + b)
     };
     let r = pick([&v, &q, &p, &p, &t, &v]);
     let g = pick([&t, &v, &v, &q, &p, &p]);

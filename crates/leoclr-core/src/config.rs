@@ -76,9 +76,9 @@ impl ModelConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.in_channels == 0 || self.in_channels > 64 {
+        if !matches!(self.in_channels, 1 | 3) {
             return Err(Error::Config(format!(
-                "in_channels {} outside 1..=64",
+                "in_channels {}: a model takes 1 (gray) or 3 (RGB) channels, what the readers produce",
                 self.in_channels
             )));
         }
@@ -291,6 +291,8 @@ mod tests {
             |c: &mut TrainConfig| c.queue_size = 0,
             |c: &mut TrainConfig| c.ema_momentum = 1.5,
             |c: &mut TrainConfig| c.bn_splits = 0,
+            // A crafted checkpoint's channel count no image converts to (it used to panic later).
+            |c: &mut TrainConfig| c.model.in_channels = 2,
             |c: &mut TrainConfig| c.bn_splits = 129,
         ] {
             let mut bad = c.clone();

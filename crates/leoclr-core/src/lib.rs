@@ -4,6 +4,13 @@
 //! One code path for every burn runtime: models live on a runtime [`burn::tensor::Device`]
 //! (`flex` on the CPU, `wgpu` on Vulkan/Metal/DX12/WebGPU). Knows nothing of the CLI or any UI.
 
+// Bad input is an error, never a panic: library code does not unwrap. The few invariants that
+// cannot fail (and cannot return an error) say why where they are allowed.
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod augment_device;
 pub mod backend;
 pub mod config;

@@ -47,29 +47,41 @@ pub fn objective(
     k: &[Option<Tensor<2>>; 3],
     queue: &Tensor<2>,
     temperature: f64,
-) -> (Tensor<1>, Tensor<2>) {
-    let q = |i: usize| q[i].clone().expect("query view computed");
-    let k = |i: usize| k[i].clone().expect("key view computed");
-    let l = |a: Tensor<2>, b: Tensor<2>| info_nce(a, b, queue.clone(), temperature);
-    match method {
+) -> crate::Result<(Tensor<1>, Tensor<2>)> {
+    let l =
+        |a: &Tensor<2>, b: &Tensor<2>| info_nce(a.clone(), b.clone(), queue.clone(), temperature);
+    let cat = |a: &Tensor<2>, b: &Tensor<2>| Tensor::cat(vec![a.clone(), b.clone()], 0);
+    let (qv, kv) = views_needed(method);
+    let missing = || {
+        crate::Error::Config(format!(
+            "{} needs query views {qv:?} and key views {kv:?} (0 crop 1, 1 crop 2, 2 original)",
+            method.label()
+        ))
+    };
+    let [q1, q2, qo] = q;
+    let [k1, k2, ko] = k;
+    Ok(match method {
         Method::Leoclr {
             original_branch: OriginalBranch::Key,
-        } => (
-            l(q(CROP1), k(ORIGINAL)) + l(q(CROP2), k(ORIGINAL)),
-            k(ORIGINAL),
-        ),
+        } => match (q1, q2, ko) {
+            (Some(q1), Some(q2), Some(ko)) => (l(q1, ko) + l(q2, ko), ko.clone()),
+            _ => return Err(missing()),
+        },
         Method::Leoclr {
             original_branch: OriginalBranch::Query,
-        } => (
-            l(q(ORIGINAL), k(CROP1)) + l(q(ORIGINAL), k(CROP2)),
-            Tensor::cat(vec![k(CROP1), k(CROP2)], 0),
-        ),
-        Method::Mocov2 { symmetric: true } => (
-            l(q(CROP1), k(CROP2)) + l(q(CROP2), k(CROP1)),
-            Tensor::cat(vec![k(CROP1), k(CROP2)], 0),
-        ),
-        Method::Mocov2 { symmetric: false } => (l(q(CROP1), k(CROP2)), k(CROP2)),
-    }
+        } => match (qo, k1, k2) {
+            (Some(qo), Some(k1), Some(k2)) => (l(qo, k1) + l(qo, k2), cat(k1, k2)),
+            _ => return Err(missing()),
+        },
+        Method::Mocov2 { symmetric: true } => match (q1, q2, k1, k2) {
+            (Some(q1), Some(q2), Some(k1), Some(k2)) => (l(q1, k2) + l(q2, k1), cat(k1, k2)),
+            _ => return Err(missing()),
+        },
+        Method::Mocov2 { symmetric: false } => match (q1, k2) {
+            (Some(q1), Some(k2)) => (l(q1, k2), k2.clone()),
+            _ => return Err(missing()),
+        },
+    })
 }
 
 #[cfg(test)]
@@ -151,7 +163,7 @@ mod tests {
             (Method::Mocov2 { symmetric: false }, r(CROP1, CROP2), 1),
         ];
         for (method, want, enqueued) in cases {
-            let (loss, keys) = objective(method, &qs, &ks, &qt, temp as f64);
+            let (loss, keys) = objective(method, &qs, &ks, &qt, temp as f64).unwrap();
             let got = loss.into_scalar::<f32>();
             assert!((got - want).abs() < 1e-4, "{method:?}: {got} vs {want}");
             assert_eq!(keys.dims()[0], enqueued, "{method:?}");

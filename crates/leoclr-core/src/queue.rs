@@ -60,12 +60,12 @@ impl KeyQueue {
         self.ptr = (self.ptr + n) % k;
     }
 
-    pub fn to_vec(&self) -> Vec<f32> {
+    pub fn to_vec(&self) -> crate::Result<Vec<f32>> {
         self.keys
             .to_data()
             .convert::<f32>()
             .try_to_vec::<f32>()
-            .expect("f32 queue")
+            .map_err(|e| crate::Error::Backend(format!("reading the queue: {e:?}")))
     }
 }
 
@@ -74,7 +74,7 @@ mod tests {
     use super::*;
 
     fn rows(q: &KeyQueue) -> Vec<f32> {
-        q.to_vec().chunks(2).map(|r| r[0]).collect()
+        q.to_vec().unwrap().chunks(2).map(|r| r[0]).collect()
     }
 
     fn keys(from: usize, n: usize, dev: &Device) -> Tensor<2> {
@@ -106,14 +106,14 @@ mod tests {
         q.enqueue(keys(20, 7, &dev));
         assert_eq!(rows(&q), [22., 23., 24., 25., 26.]);
         assert_eq!(q.ptr, 0);
-        assert_eq!(q.to_vec()[1], -22.0);
+        assert_eq!(q.to_vec().unwrap()[1], -22.0);
     }
 
     #[test]
     fn random_queue_rows_are_unit_and_seeded() {
         let dev = Device::flex();
-        let a = KeyQueue::random(16, 8, 3, &dev).to_vec();
-        assert_eq!(a, KeyQueue::random(16, 8, 3, &dev).to_vec());
+        let a = KeyQueue::random(16, 8, 3, &dev).to_vec().unwrap();
+        assert_eq!(a, KeyQueue::random(16, 8, 3, &dev).to_vec().unwrap());
         for r in a.chunks(8) {
             let n: f32 = r.iter().map(|x| x * x).sum();
             assert!((n - 1.0).abs() < 1e-5);

@@ -225,14 +225,18 @@ impl Trainer {
         self.key = ema_update(self.key.clone(), &self.online, m);
 
         let (q_views, k_views) = views_needed(self.config.method);
-        let view = |i: usize| views[i].clone().expect("checked above");
+        // Every view a method reads was checked present above.
         let mut k: [Option<Tensor<2>>; 3] = [None, None, None];
-        for &i in k_views {
-            k[i] = Some(self.key_forward(view(i), i));
-        }
         let mut q: [Option<Tensor<2>>; 3] = [None, None, None];
-        for &i in q_views {
-            q[i] = Some(self.online.forward(view(i)));
+        for (i, v) in views.iter().enumerate() {
+            if let Some(v) = v.as_ref().filter(|_| k_views.contains(&i)) {
+                k[i] = Some(self.key_forward(v.clone(), i));
+            }
+        }
+        for (i, v) in views.into_iter().enumerate() {
+            if let Some(v) = v.filter(|_| q_views.contains(&i)) {
+                q[i] = Some(self.online.forward(v));
+            }
         }
         let (loss, keys) = objective(
             self.config.method,
@@ -240,7 +244,7 @@ impl Trainer {
             &k,
             &self.queue.keys,
             self.config.temperature,
-        );
+        )?;
         let grads = GradientsParams::from_grads(loss.backward(), &self.online);
         self.online = self.optim.step(lr, self.online.clone(), grads);
         self.queue.enqueue(keys);
@@ -439,10 +443,10 @@ mod tests {
             crate::ema::parameters(&t.online),
             crate::ema::parameters(&t.key),
         );
-        let random = t.queue.to_vec();
+        let random = t.queue.to_vec().unwrap();
         t.warm_queue(&toy_batch(4, 12, 3));
         assert_eq!(t.queue.ptr, 4);
-        let q = t.queue.to_vec();
+        let q = t.queue.to_vec().unwrap();
         let dim = q.len() / t.queue.len();
         assert_ne!(q[..4 * dim], random[..4 * dim]);
         assert_eq!(q[4 * dim..], random[4 * dim..]);

@@ -57,7 +57,7 @@ fn resume_continues_the_same_run_exactly() {
     for (x, y) in pa.iter().flatten().zip(pc.iter().flatten()) {
         assert!((x - y).abs() < 1e-5, "{x} vs {y}");
     }
-    assert_eq!(a.queue.to_vec(), c.queue.to_vec());
+    assert_eq!(a.queue.to_vec().unwrap(), c.queue.to_vec().unwrap());
     assert_eq!(a.queue.ptr, c.queue.ptr);
     let _ = lc;
     // BatchNorm running statistics were saved too: inference outputs agree.

@@ -35,12 +35,16 @@ impl ImageU8 {
         self.data[(y * self.width + x) * self.channels + c]
     }
 
-    /// Converts to RGB for display: grayscale is replicated.
+    /// Converts to RGB for display: grayscale is replicated (an image of another channel count,
+    /// which no reader produces, shows its first channel).
     pub fn to_rgb(&self) -> Vec<u8> {
         match self.channels {
             3 => self.data.clone(),
-            1 => self.data.iter().flat_map(|&v| [v, v, v]).collect(),
-            c => panic!("unsupported channel count {c}"),
+            c => self
+                .data
+                .chunks_exact(c.max(1))
+                .flat_map(|p| [p[0], p[0], p[0]])
+                .collect(),
         }
     }
 
@@ -56,8 +60,17 @@ impl ImageU8 {
                     (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32).round() as u8
                 })
                 .collect(),
-            (1, 3) => self.to_rgb(),
-            (a, b) => panic!("unsupported channel conversion {a} -> {b}"),
+            (_, 3) => self.to_rgb(),
+            // Other counts (no reader produces them; models take 1 or 3): the channel mean,
+            // repeated.
+            (a, b) => self
+                .data
+                .chunks_exact(a.max(1))
+                .flat_map(|p| {
+                    let mean = p.iter().map(|&v| v as u32).sum::<u32>() / a.max(1) as u32;
+                    std::iter::repeat_n(mean as u8, b)
+                })
+                .collect(),
         };
         Self::new(self.width, self.height, channels, data)
     }
@@ -74,5 +87,10 @@ mod tests {
         assert_eq!(g.data, vec![76, 18]);
         assert_eq!(g.to_channels(3).data, vec![76, 76, 76, 18, 18, 18]);
         assert_eq!(rgb.to_channels(3), rgb);
+        // Channel counts no reader produces convert without a panic.
+        let two = ImageU8::new(1, 1, 2, vec![10, 30]);
+        assert_eq!(two.to_channels(1).data, vec![20]);
+        assert_eq!(two.to_channels(3).data, vec![10, 10, 10]);
+        assert_eq!(rgb.to_channels(2).data, vec![85, 85, 20, 20]);
     }
 }

@@ -3,6 +3,13 @@
 //! This crate knows nothing of burn: it hands out plain `f32` buffers in NCHW order, so it
 //! compiles fast, runs on any thread and is reused unchanged by the CLI, the app and the web build.
 
+// Bad input is an error, never a panic: library code does not unwrap. The few invariants that
+// cannot fail (and cannot return an error) say why where they are allowed.
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod augment;
 pub mod dataset;
 pub mod error;

@@ -217,12 +217,15 @@ impl Loader {
         }
         for &id in ids {
             let (views, params) = Self::sample(ds, aug, cfg.mode, cfg.seed, epoch, id)?;
-            let mut views = views.into_iter();
-            if cfg.mode == Mode::Train {
-                batch.crops[0].extend(views.next().unwrap());
-                batch.crops[1].extend(views.next().unwrap());
+            // Train mode renders (crop 1, crop 2, original), eval mode the original alone.
+            match <[Vec<f32>; 3]>::try_from(views) {
+                Ok([c1, c2, original]) => {
+                    batch.crops[0].extend(c1);
+                    batch.crops[1].extend(c2);
+                    batch.original.extend(original);
+                }
+                Err(views) => batch.original.extend(views.into_iter().flatten()),
             }
-            batch.original.extend(views.next().unwrap());
             if let Some(p) = params {
                 batch.params.push(p);
             }
@@ -256,10 +259,12 @@ impl Loader {
         let mut receivers = Vec::with_capacity(workers);
         for w in 0..workers {
             let (tx, rx) = bounded::<Result<Batch>>(cfg.prefetch.max(1));
-            let (ds, aug, cfg, order) = (ds.clone(), aug.clone(), cfg.clone(), order.clone());
-            std::thread::Builder::new()
+            let (ds_w, aug_w, cfg_w, order_w) =
+                (ds.clone(), aug.clone(), cfg.clone(), order.clone());
+            let spawned = std::thread::Builder::new()
                 .name(format!("leoclr-loader-{w}"))
                 .spawn(move || {
+                    let (ds, aug, cfg, order) = (ds_w, aug_w, cfg_w, order_w);
                     let mut b = w;
                     while b < total {
                         let ids = Self::batch_ids(&order, &cfg, b);
@@ -270,8 +275,22 @@ impl Loader {
                         }
                         b += workers;
                     }
-                })
-                .expect("spawn loader thread");
+                });
+            if spawned.is_err() {
+                // No thread to be had (a process at its limit): the same batches on the calling
+                // thread. Dropping the receivers stops the workers already started.
+                return BatchIter {
+                    source: Source::Inline {
+                        ds,
+                        aug,
+                        cfg,
+                        epoch,
+                        order,
+                    },
+                    next: 0,
+                    total,
+                };
+            }
             receivers.push(rx);
         }
         BatchIter {

@@ -58,8 +58,9 @@ fn err(path: &Path, message: impl Into<String>) -> Error {
     Error::checkpoint(path, message)
 }
 
-fn encode(meta: &Meta, sections: &[&[u8]]) -> Vec<u8> {
-    let json = serde_json::to_vec(meta).expect("meta serialises");
+fn encode(meta: &Meta, sections: &[&[u8]]) -> Result<Vec<u8>> {
+    let json =
+        serde_json::to_vec(meta).map_err(|e| Error::Config(format!("checkpoint metadata: {e}")))?;
     let mut out = Vec::new();
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(json.len() as u64).to_le_bytes());
@@ -71,7 +72,12 @@ fn encode(meta: &Meta, sections: &[&[u8]]) -> Vec<u8> {
     }
     let sum = fnv1a(&out);
     out.extend_from_slice(&sum.to_le_bytes());
-    out
+    Ok(out)
+}
+
+/// A little-endian u64 from the first 8 bytes (0 when there are fewer: callers take exactly 8).
+fn le_u64(s: &[u8]) -> u64 {
+    s.first_chunk::<8>().map_or(0, |b| u64::from_le_bytes(*b))
 }
 
 fn decode(path: &Path, bytes: &[u8]) -> Result<(Meta, Vec<Vec<u8>>)> {
@@ -82,7 +88,7 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<(Meta, Vec<Vec<u8>>)> {
         ));
     }
     let (body, sum) = bytes.split_at(bytes.len() - 8);
-    if fnv1a(body) != u64::from_le_bytes(sum.try_into().unwrap()) {
+    if fnv1a(body) != le_u64(sum) {
         return Err(err(
             path,
             "checkpoint is corrupt or truncated (checksum mismatch)",
@@ -98,7 +104,7 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<(Meta, Vec<Vec<u8>>)> {
         pos += n;
         Ok(s)
     };
-    let u64_at = |s: &[u8]| u64::from_le_bytes(s.try_into().unwrap()) as usize;
+    let u64_at = |s: &[u8]| le_u64(s) as usize;
     let json_len = u64_at(take(8)?);
     let meta: Meta = serde_json::from_slice(take(json_len)?)
         .map_err(|e| err(path, format!("unreadable checkpoint metadata: {e}")))?;
@@ -168,11 +174,11 @@ pub fn save(dir: &Path, trainer: &Trainer, run: &RunMeta) -> Result<PathBuf> {
         .to_vec();
     let queue: Vec<u8> = trainer
         .queue
-        .to_vec()
+        .to_vec()?
         .iter()
         .flat_map(|v| v.to_le_bytes())
         .collect();
-    let bytes = encode(&meta, &[&online, &key, &optim, &queue]);
+    let bytes = encode(&meta, &[&online, &key, &optim, &queue])?;
     write_atomic(&path, &bytes)?;
     Ok(path)
 }
@@ -238,7 +244,7 @@ fn decode_checked(path: &Path, bytes: &[u8]) -> Result<(Meta, Vec<Vec<u8>>)> {
 pub fn save_encoder(path: &Path, encoder: &Encoder, meta: &Meta) -> Result<()> {
     let _ = encoder.valid();
     let online = record_bytes(encoder.clone(), path)?;
-    write_atomic(path, &encode(meta, &[&online]))
+    write_atomic(path, &encode(meta, &[&online])?)
 }
 
 /// `load_encoder` on bytes already in memory (the browser's fetched or embedded model); `name`
@@ -256,7 +262,7 @@ pub fn load_encoder_from_bytes(
 
 /// Restores a whole run to continue training on `device`.
 pub fn load_trainer(path: &Path, device: &Device) -> Result<(Trainer, Meta)> {
-    let (meta, mut sections) = read(path)?;
+    let (meta, sections) = read(path)?;
     let file = file_of(path);
     if sections.len() != 4 {
         return Err(err(
@@ -282,10 +288,12 @@ pub fn load_trainer(path: &Path, device: &Device) -> Result<(Trainer, Meta)> {
         ));
     }
     let device = device.clone().autodiff();
-    let queue_bytes = sections.pop().unwrap();
-    let optim_bytes = sections.pop().unwrap();
-    let key_bytes = sections.pop().unwrap();
-    let online = load_encoder_bytes(&cfg, sections.pop().unwrap(), &device, &file)?;
+    let Ok([online_bytes, key_bytes, optim_bytes, queue_bytes]) =
+        <[Vec<u8>; 4]>::try_from(sections)
+    else {
+        return Err(err(&file, "holds only an exported encoder"));
+    };
+    let online = load_encoder_bytes(&cfg, online_bytes, &device, &file)?;
     let key = load_encoder_bytes(&cfg, key_bytes, &device, &file)?;
     // Fresh parameter ids for the key encoder (the record carries the online encoder's).
     let key = crate::ema::copy_values(Encoder::new(&cfg.model, &device), &key).no_grad();
@@ -300,8 +308,10 @@ pub fn load_trainer(path: &Path, device: &Device) -> Result<(Trainer, Meta)> {
         return Err(err(&file, "queue size does not match its metadata"));
     }
     let q: Vec<f32> = queue_bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .as_chunks::<4>()
+        .0
+        .iter()
+        .map(|c| f32::from_le_bytes(*c))
         .collect();
     let queue = KeyQueue::from_vec(
         q,

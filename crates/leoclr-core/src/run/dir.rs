@@ -285,7 +285,8 @@ impl Run {
                 "train": self.plan.config,
                 "augment": *self.plan.aug,
             });
-            let cfg = serde_json::to_vec_pretty(&cfg).expect("config serialises");
+            let cfg = serde_json::to_vec_pretty(&cfg)
+                .map_err(|e| Error::Config(format!("run settings: {e}")))?;
             checkpoint::write_atomic(&dir.join(CONFIG_FILE), &cfg)?;
             // A new run starts a new metrics log.
             let _ = std::fs::remove_file(dir.join(METRICS_FILE));

@@ -48,7 +48,8 @@ pub fn read_metrics(dir: &Path) -> Result<Vec<EpochRecord>> {
 
 pub(super) fn append_metrics(dir: &Path, rec: &EpochRecord) -> Result<()> {
     let path = dir.join(METRICS_FILE);
-    let line = serde_json::to_string(rec).expect("record serialises");
+    let line =
+        serde_json::to_string(rec).map_err(|e| Error::Config(format!("metrics record: {e}")))?;
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -56,7 +56,11 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<u8>)> {
         return Err(DataError::format(path, "truncated IDX header"));
     }
     let dims: Vec<usize> = (0..ndim)
-        .map(|d| u32::from_be_bytes(bytes[4 + 4 * d..8 + 4 * d].try_into().unwrap()) as usize)
+        .map(|d| {
+            // Within the header length checked above.
+            let b = &bytes[4 + 4 * d..8 + 4 * d];
+            u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
+        })
         .collect();
     let expected = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     let Some(expected) = expected.filter(|&e| e as u64 <= (1u64 << 34)) else {
