@@ -224,8 +224,10 @@ impl Dataset {
         self.index.is_empty()
     }
 
+    /// The label of item `i` (`None`: unlabelled, or no such item).
     pub fn label(&self, i: usize) -> Option<u32> {
-        self.labels[self.index[i]]
+        let j = *self.index.get(i)?;
+        self.labels.get(j).copied().flatten()
     }
 
     pub fn has_labels(&self) -> bool {
@@ -250,16 +252,22 @@ impl Dataset {
 
     /// Where item `i` lives, for error messages and the app ("file.png", "train-images#123").
     pub fn describe(&self, i: usize) -> String {
-        let j = self.index[i];
+        let j = self.index.get(i).copied().unwrap_or(i);
         match &self.items {
-            Items::Files { paths, .. } => paths[j].display().to_string(),
+            Items::Files { paths, .. } if j < paths.len() => paths[j].display().to_string(),
             _ => format!("{}#{j}", self.name),
         }
     }
 
-    /// Decodes item `i`.
+    /// Decodes item `i`; an index past the end is an error, not a panic.
     pub fn get(&self, i: usize) -> Result<ImageU8> {
-        let j = self.index[i];
+        let Some(&j) = self.index.get(i) else {
+            return Err(DataError::Config(format!(
+                "{}: no image {i} (it has {})",
+                self.name,
+                self.len()
+            )));
+        };
         get_item(&self.items, j, self.channels)
     }
 }
@@ -305,5 +313,31 @@ fn get_item(items: &Items, j: usize, channels: usize) -> Result<ImageU8> {
             unreachable!("index checked against labels length")
         }
         Items::Files { paths, decode } => decode(&paths[j]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_index_past_the_end_is_an_error_not_a_panic() {
+        let ds = Dataset::in_memory(
+            "toy".into(),
+            2,
+            2,
+            1,
+            vec![1, 2, 3, 4, 5, 6, 7, 8],
+            vec![Some(0), None],
+            Vec::new(),
+        );
+        assert_eq!(ds.get(1).unwrap().data, [5, 6, 7, 8]);
+        assert_eq!(
+            (ds.label(0), ds.label(1), ds.label(2)),
+            (Some(0), None, None)
+        );
+        let e = ds.get(2).unwrap_err().to_string();
+        assert!(e.contains("toy: no image 2 (it has 2)"), "{e}");
+        assert_eq!(ds.describe(9), "toy#9");
     }
 }
