@@ -58,6 +58,10 @@ pub struct BenchArgs {
     /// Where the end-to-end run makes its views, in order: cpu (loader threads), device.
     #[arg(long, value_delimiter = ',', default_value = "cpu,device")]
     pub augment_on: Vec<AugmentOn>,
+    /// Only the training step (no EMA/enqueue split, no data pipeline): what
+    /// scripts/bench-vs-torch.sh compares with PyTorch.
+    #[arg(long)]
+    pub step_only: bool,
     /// One JSON object per configuration instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -189,6 +193,15 @@ fn time_steps(plan: &Plan, device: &Device, a: &BenchArgs) -> Result<StepTiming>
     }
     let secs = t.elapsed().as_secs_f64();
 
+    if a.step_only {
+        return Ok(StepTiming {
+            images_per_s: (a.steps * a.batch) as f64 / secs,
+            step_ms: 1000.0 * secs / a.steps as f64,
+            first_step_s,
+            ema_ms: f64::NAN,
+            enqueue_ms: f64::NAN,
+        });
+    }
     // The step's bookkeeping on its own.
     let reps = a.steps.max(3);
     let ema_ms = per_call_ms(
@@ -304,12 +317,22 @@ pub fn run(a: BenchArgs) -> Result<()> {
         backend.available()?;
         let device = backend.device_with(a.precision)?;
         let step = time_steps(&plan, &device, &a)?;
-        for &on in &a.augment_on {
-            let (augment_images_per_s, end_to_end_images_per_s) =
-                time_end_to_end(&plan, &device, on)?;
+        let pipelines = match a.step_only {
+            true => &[][..],
+            false => &a.augment_on[..],
+        };
+        for on in pipelines
+            .iter()
+            .map(Some)
+            .chain(a.step_only.then_some(None))
+        {
+            let (augment_images_per_s, end_to_end_images_per_s) = match on {
+                Some(&on) => time_end_to_end(&plan, &device, on)?,
+                None => (f64::NAN, f64::NAN),
+            };
             let row = Row {
                 backend: backend.to_string(),
-                augment_on: on.to_string(),
+                augment_on: on.map_or("none".into(), ToString::to_string),
                 precision: a.precision.to_string(),
                 method: method.label().into(),
                 backbone: a.model.backbone.to_string(),

@@ -66,6 +66,16 @@ pub fn backbone_safetensors(backbone: &ResNet, cfg: &ModelConfig, batches: u64) 
     safetensors::serialize(tensors, Some(info)).map_err(|e| fail(&e))
 }
 
+/// The projection head as a PyTorch `nn.Sequential` of Linear/ReLU would hold it: `layers.{i}`
+/// are the Linear layers (weights `[out, in]`, transposed from burn's `[in, out]` by burn-store's
+/// adapter); in a `Sequential` with ReLUs between, layer `i` sits at index `2 i`.
+pub fn head_safetensors(head: &crate::head::ProjectionHead) -> Result<Vec<u8>> {
+    let fail = |e: &dyn std::fmt::Display| Error::Backend(format!("head export: {e}"));
+    let mut store = SafetensorsStore::from_bytes(None).with_to_adapter(BurnToPyTorchAdapter);
+    head.save_into(&mut store).map_err(|e| fail(&e))?;
+    store.get_bytes().map_err(|e| fail(&e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

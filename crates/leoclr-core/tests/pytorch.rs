@@ -1,5 +1,8 @@
-//! The exported backbone in a real PyTorch: torchvision's ResNet (as `scripts/torchvision_resnet.py`
-//! builds it) loads the safetensors with only `fc.*` missing and computes the same features.
+//! Against a real PyTorch: the exported backbone loads in torchvision's ResNet (as
+//! `scripts/torchvision_resnet.py` builds it) with only `fc.*` missing and computes the same
+//! features; and `scripts/torch_step.py`, the PyTorch side of `scripts/bench-vs-torch.sh`, computes
+//! the same first-step loss on the same weights, views and queue (so that benchmark compares equal
+//! work).
 //!
 //! Needs Debian's `python3-torch` and `python3-torchvision`; `scripts/test.sh` installs them and
 //! sets `LEOCLR_REQUIRE_TORCH=1`, so in CI their absence fails the test instead of skipping it.
@@ -143,5 +146,74 @@ fn exported_backbones_load_in_torchvision_with_the_same_features() {
     ] {
         let diff = round_trip(backbone, channels, small_stem, size);
         assert!(diff < 1e-4, "{backbone} small stem {small_stem}: {diff}");
+    }
+}
+
+/// The first training step's loss here and in `scripts/torch_step.py` on the same weights, views
+/// and queue, for every method: equal to 1e-4.
+#[test]
+fn the_pytorch_step_computes_the_same_loss() {
+    if !torch_available() {
+        eprintln!("skipped: python3-torch / python3-torchvision not installed");
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/torch_step.py");
+    for (method, name) in [
+        (
+            Method::Leoclr {
+                original_branch: OriginalBranch::Key,
+            },
+            "leoclr",
+        ),
+        (
+            Method::Leoclr {
+                original_branch: OriginalBranch::Query,
+            },
+            "leoclr-query",
+        ),
+        (Method::Mocov2 { symmetric: true }, "mocov2"),
+        (Method::Mocov2 { symmetric: false }, "mocov2-asym"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (channels, size, n) = (1, 28, 8);
+        let cfg = TrainConfig {
+            model: ModelConfig::new(Backbone::Tiny, channels, false),
+            queue_size: 64,
+            ..TrainConfig::tiny_test(channels, method)
+        };
+        let mut t = Trainer::new(cfg, &Device::flex(), 2).unwrap();
+        let bytes =
+            leoclr_core::torchvision::backbone_safetensors(&t.online.backbone, &t.config.model, 0)
+                .unwrap();
+        std::fs::write(dir.path().join("backbone.safetensors"), bytes).unwrap();
+        let head = leoclr_core::torchvision::head_safetensors(&t.online.head).unwrap();
+        std::fs::write(dir.path().join("head.safetensors"), head).unwrap();
+        let batch = Batch::synthetic(n, channels, size, 3);
+        let per = channels * size * size;
+        for (i, v) in [&batch.crops[0], &batch.crops[1], &batch.original]
+            .into_iter()
+            .enumerate()
+        {
+            write_npy(&dir.path().join(format!("view{i}.npy")), [n, per], v);
+        }
+        let q = t.queue.to_vec().unwrap();
+        write_npy(&dir.path().join("queue.npy"), [64, q.len() / 64], &q);
+        let ours = t.step(&batch).unwrap().into_scalar::<f32>();
+        let out = Command::new(python())
+            .arg(&script)
+            .args(["loss", dir.path().to_str().unwrap(), name, "tiny", "1", "0"])
+            .arg(t.config.temperature.to_string())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        let theirs = r["loss"].as_f64().unwrap() as f32;
+        println!("{name}: burn {ours} pytorch {theirs}");
+        assert!((ours - theirs).abs() < 1e-4, "{name}: {ours} vs {theirs}");
     }
 }
