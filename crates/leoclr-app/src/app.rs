@@ -109,6 +109,14 @@ impl LeoclrApp {
     pub fn query_file(&mut self, name: String, image: Result<ImageU8, AppError>) {
         match image {
             Ok(img) => {
+                // The photo everywhere: Views shows it, Retrieval searches with it, the Map
+                // places it once Retrieval has embedded it.
+                self.shared.photo = Some(crate::shared::Photo {
+                    name: name.clone(),
+                    image: std::sync::Arc::new(img.clone()),
+                    feature: None,
+                });
+                self.views.show_photo = true;
                 self.retrieval.query = Some(Query::File { name, image: img });
                 self.tab = Tab::Retrieval;
             }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use burn::tensor::Device;
 use leoclr_core::encoder::Encoder;
 use leoclr_core::eval::{Output, embed};
-use leoclr_core::infer::{normalize_rows, pca_2d};
+use leoclr_core::infer::{Pca2, normalize_rows};
 use leoclr_data::{AugmentConfig, Dataset};
 
 use crate::error::{AppError, Result};
@@ -18,7 +18,7 @@ pub struct Gallery {
     /// `[len, dim]`, rows of unit length.
     pub features: Vec<f32>,
     pub labels: Vec<Option<u32>>,
-    map: Option<Vec<[f32; 2]>>,
+    map: Option<(Option<Pca2>, Vec<[f32; 2]>)>,
 }
 
 impl Gallery {
@@ -96,9 +96,29 @@ impl Gallery {
 
     /// 2-D PCA coordinates, computed on first use.
     pub fn map(&mut self) -> &[[f32; 2]] {
-        if self.map.is_none() {
-            self.map = Some(pca_2d(&self.features, self.dim));
+        &self.pca().1
+    }
+
+    fn pca(&mut self) -> &(Option<Pca2>, Vec<[f32; 2]>) {
+        let (features, dim) = (&self.features, self.dim);
+        self.map.get_or_insert_with(|| {
+            let pca = Pca2::fit(features, dim);
+            let pts = match &pca {
+                Some(p) => features.chunks_exact(dim).map(|r| p.project(r)).collect(),
+                None => Vec::new(),
+            };
+            (pca, pts)
+        })
+    }
+
+    /// Where a feature from outside the gallery (an uploaded photo) lands on the map: normalised
+    /// like the gallery's rows, projected on the same axes.
+    pub fn place(&mut self, feature: &[f32]) -> Option<[f32; 2]> {
+        if feature.len() != self.dim {
+            return None;
         }
-        self.map.as_deref().unwrap_or_default()
+        let mut f = feature.to_vec();
+        normalize_rows(&mut f, self.dim);
+        self.pca().0.as_ref().map(|p| p.project(&f))
     }
 }

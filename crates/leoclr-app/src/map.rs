@@ -1,5 +1,6 @@
 //! Map panel: the embeddings projected on their first two principal components, one dot per image
-//! coloured by label. Hovering shows the image; clicking opens it in Retrieval.
+//! coloured by label, and the photo dropped or uploaded (once embedded) as a ringed marker on the
+//! same axes. Hovering shows the image; clicking opens it in Retrieval.
 
 use eframe::egui::{self, Color32, Pos2, Rect};
 
@@ -33,6 +34,8 @@ pub struct MapState {
     pub hovered: Option<usize>,
     /// Screen positions of the points in the last frame (for hit tests and tests).
     pub screen: Vec<Pos2>,
+    /// Where the photo from outside the dataset was drawn in the last frame.
+    pub photo: Option<Pos2>,
 }
 
 impl MapState {
@@ -45,15 +48,25 @@ impl MapState {
 impl Panel for MapState {
     /// Draws the map; a click on a point asks for its neighbours.
     fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) -> Option<Action> {
+        let model = shared.workspace.model.as_ref().map(|m| m.id);
+        let photo = shared.photo.as_ref().and_then(|p| match &p.feature {
+            Some((id, f)) if Some(*id) == model => Some((p.name.clone(), f.clone())),
+            _ => None,
+        });
         let ready = egui::Panel::top("map-top")
             .show(ui, |ui| {
-                shared
-                    .gallery_or_prompt(ui)
-                    .map(|g| (g.labels.clone(), g.map().to_vec()))
+                shared.gallery_or_prompt(ui).map(|g| {
+                    let placed = photo
+                        .as_ref()
+                        .and_then(|(name, f)| Some((name.clone(), g.place(f)?)));
+                    (g.labels.clone(), g.map().to_vec(), placed)
+                })
             })
             .inner;
-        let (Some(ds), Some((labels, pts))) = (shared.workspace.dataset().cloned(), ready) else {
+        let (Some(ds), Some((labels, pts, placed))) = (shared.workspace.dataset().cloned(), ready)
+        else {
             self.screen.clear();
+            self.photo = None;
             egui::CentralPanel::default().show(ui, |_| {});
             return None;
         };
@@ -74,6 +87,9 @@ impl Panel for MapState {
                         });
                     }
                 }
+                if let Some((name, _)) = &placed {
+                    ui.label(format!("ringed: {name} (your image)"));
+                }
                 ui.separator();
                 match self.hovered {
                     Some(i) => {
@@ -92,11 +108,21 @@ impl Panel for MapState {
             });
         egui::CentralPanel::default().show(ui, |ui| {
             let (rect, resp) = ui.allocate_exact_size(ui.available_size(), egui::Sense::click());
-            self.screen = layout(&pts, rect.shrink(12.0));
+            // The photo is laid out with the points, so it stays inside the frame too.
+            let mut all = pts.clone();
+            all.extend(placed.as_ref().map(|p| p.1));
+            let mut screen = layout(&all, rect.shrink(12.0));
+            self.photo = placed.as_ref().and_then(|_| screen.pop());
+            self.screen = screen;
             let painter = ui.painter_at(rect);
             painter.rect_filled(rect, 4.0, ui.visuals().extreme_bg_color);
             for (p, l) in self.screen.iter().zip(&labels) {
                 painter.circle_filled(*p, 2.5, color(*l));
+            }
+            if let Some(p) = self.photo {
+                let strong = ui.visuals().strong_text_color();
+                painter.circle_stroke(p, 9.0, egui::Stroke::new(2.5, strong));
+                painter.circle_filled(p, 4.0, strong);
             }
             self.hovered = resp
                 .hover_pos()

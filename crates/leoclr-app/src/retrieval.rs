@@ -163,7 +163,12 @@ impl Panel for RetrievalState {
         };
         f.job = None;
         match res {
-            Ok(v) => f.feature = Some(v),
+            Ok(v) => {
+                if let Some(p) = shared.photo.as_mut().filter(|p| p.name == f.key.0) {
+                    p.feature = Some((f.key.1, v.clone()));
+                }
+                f.feature = Some(v);
+            }
             Err(e) => {
                 shared.status.error(format!("{}: {e}", f.key.0));
                 self.file = None;

@@ -12,10 +12,20 @@ use crate::status::Status;
 use crate::thumbs::Thumbs;
 use crate::workspace::Workspace;
 
+/// An image from outside the dataset (dropped on the window, uploaded in the page): shown in
+/// Views, retrieved against, placed on the Map.
+pub struct Photo {
+    pub name: String,
+    pub image: std::sync::Arc<leoclr_data::ImageU8>,
+    /// Its backbone feature under a model (model id, feature), once Retrieval has embedded it.
+    pub feature: Option<(u64, Vec<f32>)>,
+}
+
 pub struct Shared {
     pub workspace: Workspace,
     pub status: Status,
     pub thumbs: Thumbs,
+    pub photo: Option<Photo>,
 }
 
 impl Shared {
@@ -24,6 +34,7 @@ impl Shared {
             workspace,
             status: Status::default(),
             thumbs: Thumbs::default(),
+            photo: None,
         }
     }
 

@@ -31,6 +31,8 @@ struct Key {
     scale: (f64, f64),
     jitter: f64,
     original_aug: Option<OriginalAug>,
+    /// The photo shown instead of a dataset image, by name.
+    photo: Option<String>,
     model: u64,
 }
 
@@ -61,6 +63,9 @@ pub struct ViewsState {
     pub jitter: f64,
     /// The original view's augmentation; `None`: the loaded model's (else resize + flip).
     pub original_aug: Option<OriginalAug>,
+    /// Show the photo from outside the dataset ([`Shared::photo`]) rather than `selected`; set
+    /// when one is dropped or uploaded, cleared by a click on the grid.
+    pub show_photo: bool,
     pub sample: Option<Sample>,
     similarity_job: Option<SimilarityJob>,
 }
@@ -73,6 +78,7 @@ impl Default for ViewsState {
             scale: (0.2, 1.0),
             jitter: 0.4,
             original_aug: None,
+            show_photo: false,
             sample: None,
             similarity_job: None,
         }
@@ -121,14 +127,27 @@ impl ViewsState {
         Ok(aug)
     }
 
+    /// The photo to show, when Views shows one.
+    fn photo<'a>(&self, shared: &'a Shared) -> Option<&'a crate::shared::Photo> {
+        shared.photo.as_ref().filter(|_| self.show_photo)
+    }
+
     fn resample(&mut self, ctx: &egui::Context, ds: &Arc<Dataset>, shared: &mut Shared) {
-        let Some(index) = self.selected else {
-            self.sample = None;
-            return;
+        let photo = self
+            .photo(shared)
+            .map(|p| (p.name.clone(), p.image.clone()));
+        let index = match (&photo, self.selected) {
+            (Some(_), _) => usize::MAX,
+            (None, Some(i)) => i,
+            (None, None) => {
+                self.sample = None;
+                return;
+            }
         };
         let key = Key {
             dataset: Arc::as_ptr(ds) as usize,
             index,
+            photo: photo.as_ref().map(|p| p.0.clone()),
             seed: self.seed,
             scale: self.scale,
             jitter: self.jitter,
@@ -138,7 +157,12 @@ impl ViewsState {
         if self.sample.as_ref().is_some_and(|s| s.key == key) {
             return;
         }
-        let img = match ds.get(index) {
+        let img = match photo {
+            // In the dataset's channels, like a dataset image (the model's input).
+            Some((_, img)) => Ok(img.to_channels(ds.channels)),
+            None => ds.get(index),
+        };
+        let img = match img {
             Ok(i) => i,
             Err(e) => {
                 shared.status.error(e.to_string());
@@ -253,10 +277,16 @@ impl ViewsState {
         });
     }
 
+    fn photo_name<'a>(&self, s: &'a Sample) -> Option<&'a str> {
+        s.key.photo.as_deref()
+    }
+
     /// The original with its crop boxes, the three views and their similarities.
     fn show_sample(&self, ui: &mut egui::Ui, s: &Sample, ds: &Dataset) {
-        let index = self.selected.unwrap_or(0);
-        ui.heading(image_label(ds, index));
+        match self.photo_name(s) {
+            Some(name) => ui.heading(format!("{name} (your image)")),
+            None => ui.heading(image_label(ds, self.selected.unwrap_or(0))),
+        };
         ui.horizontal(|ui| {
             ui.vertical(|ui| {
                 ui.label("original, with the two crop boxes");
@@ -337,6 +367,12 @@ impl Panel for ViewsState {
                 ui.label(format!("{} images — click one", ds.len()));
                 if let Some(i) = thumb_grid(ui, shared, self.selected, "views-grid") {
                     self.selected = Some(i);
+                    self.show_photo = false;
+                }
+                if let Some(p) = shared.photo.as_ref().filter(|_| !self.show_photo)
+                    && ui.button(format!("show {}", p.name)).clicked()
+                {
+                    self.show_photo = true;
                 }
             });
         egui::CentralPanel::default().show(ui, |ui| {

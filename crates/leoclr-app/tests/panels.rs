@@ -397,6 +397,33 @@ fn retrieval_by_click_and_drop_then_map() {
     h.get_by_label(&format!("query: {} (40x30)", png.display()));
     h.get_by_label("10 nearest neighbours");
     h.get_by_label("the query has no label: precision@k not defined");
+    // The photo is in Views too: its two crops inside its own bounds, the three views and, with
+    // the model, the three similarities.
+    h.get_by_label("Views").click();
+    h.run();
+    h.get_by_label(&format!("{} (your image)", png.display()));
+    wait_for(&mut h, "the photo's similarities", |a| {
+        a.views
+            .sample
+            .as_ref()
+            .is_some_and(|s| s.similarity.is_some())
+    });
+    let s = h.state().views.sample.as_ref().unwrap();
+    assert_eq!(s.original_size, (40, 30));
+    for (_, p) in &s.views[..2] {
+        let c = p.crop;
+        assert!(
+            c.x >= 0.0 && c.y >= 0.0 && c.x + c.w <= 40.0 && c.y + c.h <= 30.0,
+            "{c:?}"
+        );
+    }
+    // A click on a dataset image shows that instead; a button brings the photo back.
+    h.get_by_label("image 3 · 3").click();
+    h.run();
+    assert!(!h.state().views.show_photo);
+    h.get_by_label(&format!("show {}", png.display())).click();
+    h.run();
+    assert!(h.state().views.show_photo);
 
     // An undecodable drop: a message, the previous query stays.
     let txt = mdir.path().join("notes.txt");
@@ -416,6 +443,9 @@ fn retrieval_by_click_and_drop_then_map() {
     h.get_by_label("Map").click();
     h.run();
     assert_eq!(h.state().map.screen.len(), 40);
+    // The dropped photo, placed on the same axes, ringed.
+    assert!(h.state().map.photo.is_some());
+    h.get_by_label(&format!("ringed: {} (your image)", png.display()));
     let pos = h.state().map.point_pos(7).unwrap();
     h.hover_at(pos);
     h.run();

@@ -96,80 +96,96 @@ pub fn nearest(
     scored
 }
 
-/// Projects rows `[n, dim]` on their first two principal components (power iteration with
-/// deflation on the covariance, deterministic start). Returns one (x, y) per row.
-pub fn pca_2d(data: &[f32], dim: usize) -> Vec<[f32; 2]> {
-    let n = data.len().checked_div(dim).unwrap_or(0);
-    if n == 0 {
-        return Vec::new();
-    }
-    let mut mean = vec![0f64; dim];
-    for r in data.chunks_exact(dim) {
-        mean.iter_mut().zip(r).for_each(|(m, &v)| *m += v as f64);
-    }
-    mean.iter_mut().for_each(|m| *m /= n as f64);
-    let mut cov = vec![0f64; dim * dim];
-    let mut c = vec![0f64; dim];
-    for r in data.chunks_exact(dim) {
-        c.iter_mut()
-            .zip(r.iter().zip(&mean))
-            .for_each(|(c, (&v, m))| *c = v as f64 - m);
-        for i in 0..dim {
-            let ci = c[i];
-            if ci != 0.0 {
-                let row = &mut cov[i * dim..(i + 1) * dim];
-                row.iter_mut().zip(&c).for_each(|(a, &cj)| *a += ci * cj);
+/// The first two principal components of a set of rows: their mean and two unit axes, so that
+/// rows added later (an uploaded photo) land on the same map.
+#[derive(Clone, Debug)]
+pub struct Pca2 {
+    mean: Vec<f64>,
+    axes: [Vec<f64>; 2],
+}
+
+impl Pca2 {
+    /// Power iteration with deflation on the covariance of rows `[n, dim]`, from a deterministic
+    /// start; `None` for no rows.
+    pub fn fit(data: &[f32], dim: usize) -> Option<Self> {
+        let n = data.len().checked_div(dim).unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
+        let mut mean = vec![0f64; dim];
+        for r in data.chunks_exact(dim) {
+            mean.iter_mut().zip(r).for_each(|(m, &v)| *m += v as f64);
+        }
+        mean.iter_mut().for_each(|m| *m /= n as f64);
+        let mut cov = vec![0f64; dim * dim];
+        let mut c = vec![0f64; dim];
+        for r in data.chunks_exact(dim) {
+            c.iter_mut()
+                .zip(r.iter().zip(&mean))
+                .for_each(|(c, (&v, m))| *c = v as f64 - m);
+            for (i, &ci) in c.iter().enumerate() {
+                if ci != 0.0 {
+                    let row = &mut cov[i * dim..(i + 1) * dim];
+                    row.iter_mut().zip(&c).for_each(|(a, &cj)| *a += ci * cj);
+                }
             }
         }
-    }
-    let mut axes: Vec<Vec<f64>> = Vec::new();
-    for a in 0..2 {
-        let mut v: Vec<f64> = (0..dim)
-            .map(|i| 1.0 + ((i * 7 + a * 3) % 5) as f64)
-            .collect();
-        for _ in 0..200 {
-            let mut w: Vec<f64> = (0..dim)
-                .map(|i| {
-                    cov[i * dim..(i + 1) * dim]
-                        .iter()
-                        .zip(&v)
-                        .map(|(a, b)| a * b)
-                        .sum()
-                })
+        let mut axes: Vec<Vec<f64>> = Vec::new();
+        for a in 0..2 {
+            let mut v: Vec<f64> = (0..dim)
+                .map(|i| 1.0 + ((i * 7 + a * 3) % 5) as f64)
                 .collect();
-            for u in &axes {
-                let d: f64 = w.iter().zip(u).map(|(a, b)| a * b).sum();
-                w.iter_mut().zip(u).for_each(|(x, y)| *x -= d * y);
+            for _ in 0..200 {
+                let mut w: Vec<f64> = cov
+                    .chunks_exact(dim)
+                    .map(|row| row.iter().zip(&v).map(|(a, b)| a * b).sum())
+                    .collect();
+                for u in &axes {
+                    let d: f64 = w.iter().zip(u).map(|(a, b)| a * b).sum();
+                    w.iter_mut().zip(u).for_each(|(x, y)| *x -= d * y);
+                }
+                let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
+                if norm < 1e-20 {
+                    break;
+                }
+                v = w.into_iter().map(|x| x / norm).collect();
             }
-            let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
-            if norm < 1e-20 {
-                break;
+            // A fixed sign, so the map does not flip between runs.
+            let big = v
+                .iter()
+                .copied()
+                .max_by(|a, b| a.abs().total_cmp(&b.abs()))
+                .unwrap_or(1.0);
+            if big < 0.0 {
+                v.iter_mut().for_each(|x| *x = -*x);
             }
-            v = w.into_iter().map(|x| x / norm).collect();
+            axes.push(v);
         }
-        // A fixed sign, so the map does not flip between runs.
-        let big = v
-            .iter()
-            .copied()
-            .max_by(|a, b| a.abs().total_cmp(&b.abs()))
-            .unwrap_or(1.0);
-        if big < 0.0 {
-            v.iter_mut().for_each(|x| *x = -*x);
-        }
-        axes.push(v);
-    }
-    data.chunks_exact(dim)
-        .map(|r| {
-            let p = |u: &[f64]| -> f32 {
-                r.iter()
-                    .zip(&mean)
-                    .zip(u)
-                    .map(|((&v, m), a)| (v as f64 - m) * a)
-                    .sum::<f64>() as f32
-            };
-            [p(&axes[0]), p(&axes[1])]
+        let [a0, a1] = <[Vec<f64>; 2]>::try_from(axes).ok()?;
+        Some(Self {
+            mean,
+            axes: [a0, a1],
         })
-        .collect()
+    }
+
+    /// A row's (x, y) on the two axes.
+    pub fn project(&self, row: &[f32]) -> [f32; 2] {
+        self.axes.each_ref().map(|u| {
+            row.iter()
+                .zip(&self.mean)
+                .zip(u)
+                .map(|((&v, m), a)| (v as f64 - m) * a)
+                .sum::<f64>() as f32
+        })
+    }
+}
+
+/// Projects rows `[n, dim]` on their first two principal components. Returns one (x, y) per row.
+pub fn pca_2d(data: &[f32], dim: usize) -> Vec<[f32; 2]> {
+    match Pca2::fit(data, dim) {
+        Some(p) => data.chunks_exact(dim).map(|r| p.project(r)).collect(),
+        None => Vec::new(),
+    }
 }
 
 #[cfg(test)]
