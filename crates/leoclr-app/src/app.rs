@@ -146,7 +146,7 @@ impl LeoclrApp {
     }
 
     fn top_bar(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             ui.heading("LeOCLR");
             ui.separator();
             for t in Tab::ALL {
@@ -158,7 +158,7 @@ impl LeoclrApp {
             }
         });
         #[cfg(target_arch = "wasm32")]
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             let ws = &self.shared.workspace;
             ui.label(format!(
                 "{} · {} images",
@@ -173,7 +173,7 @@ impl LeoclrApp {
             }
         });
         #[cfg(not(target_arch = "wasm32"))]
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             let s = &mut self.top;
             let l = ui.label("Data");
             ui.add(egui::TextEdit::singleline(&mut s.data_path).desired_width(260.0))

@@ -561,6 +561,30 @@ fn an_embed_index_opens_with_its_model_data_and_features() {
     assert_eq!(h.state().shared.workspace.dataset().unwrap().len(), 11);
 }
 
+/// At 1100 px (and a phone's 390 px) the top bar wraps instead of running off the edge: every
+/// control stays inside the window.
+#[test]
+fn the_top_bar_wraps_in_a_narrow_window() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path(), 8);
+    for width in [1100.0, 390.0] {
+        let mut app = LeoclrApp::new(Device::flex(), "test: cpu");
+        app.open_dataset(dir.path());
+        let mut h = Harness::builder()
+            .with_size(egui::vec2(width, 844.0))
+            .with_max_steps(16)
+            .build_ui_state(|ui, app: &mut LeoclrApp| app.ui(ui), app);
+        h.run();
+        for label in ["Open data", "Load model", "Map", "Retrieval"] {
+            let r = h.get_by_label(label).rect();
+            assert!(
+                r.max.x <= width + 0.5,
+                "{label} at {r:?} in a {width} px window"
+            );
+        }
+    }
+}
+
 #[test]
 fn train_here_steps_and_pauses() {
     let dir = tempfile::tempdir().unwrap();
