@@ -3,6 +3,7 @@
 //! same axes. Hovering shows the image; clicking opens it in Retrieval.
 
 use eframe::egui::{self, Color32, Pos2, Rect};
+use leoclr_data::Dataset;
 
 use crate::panel::{Action, Panel};
 use crate::shared::Shared;
@@ -45,6 +46,44 @@ impl MapState {
     }
 }
 
+impl MapState {
+    /// The legend, the photo's name, and the hovered point's image.
+    fn side(
+        &self,
+        ui: &mut egui::Ui,
+        shared: &mut Shared,
+        ds: &std::sync::Arc<Dataset>,
+        points: usize,
+        placed: Option<&(String, [f32; 2])>,
+    ) {
+        ui.heading("PCA of backbone features");
+        ui.label(format!("{points} images"));
+        for c in 0..ds.num_classes() as u32 {
+            ui.horizontal(|ui| {
+                let (r, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+                ui.painter().circle_filled(r.center(), 5.0, color(Some(c)));
+                ui.label(class_name(ds, c));
+            });
+        }
+        if let Some((name, _)) = placed {
+            ui.label(format!("ringed: {name} (your image)"));
+        }
+        ui.separator();
+        match self.hovered {
+            Some(i) => {
+                ui.label(format!("hovered: {}", image_label(ds, i)));
+                if let Some(t) = shared.thumbs.get(ui.ctx(), ds, i) {
+                    ui.add(egui::Image::new(&t).fit_to_exact_size(egui::vec2(128.0, 128.0)));
+                }
+                ui.weak("click to see its neighbours");
+            }
+            None => {
+                ui.weak("Hover a point to see its image.");
+            }
+        }
+    }
+}
+
 impl Panel for MapState {
     /// Draws the map; a click on a point asks for its neighbours.
     fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) -> Option<Action> {
@@ -75,36 +114,7 @@ impl Panel for MapState {
             .resizable(false)
             .exact_size(230.0)
             .show(ui, |ui| {
-                ui.heading("PCA of backbone features");
-                ui.label(format!("{} images", pts.len()));
-                if ds.num_classes() > 0 {
-                    for c in 0..ds.num_classes() as u32 {
-                        ui.horizontal(|ui| {
-                            let (r, _) = ui
-                                .allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
-                            ui.painter().circle_filled(r.center(), 5.0, color(Some(c)));
-                            ui.label(class_name(&ds, c));
-                        });
-                    }
-                }
-                if let Some((name, _)) = &placed {
-                    ui.label(format!("ringed: {name} (your image)"));
-                }
-                ui.separator();
-                match self.hovered {
-                    Some(i) => {
-                        ui.label(format!("hovered: {}", image_label(&ds, i)));
-                        if let Some(t) = shared.thumbs.get(ui.ctx(), &ds, i) {
-                            ui.add(
-                                egui::Image::new(&t).fit_to_exact_size(egui::vec2(128.0, 128.0)),
-                            );
-                        }
-                        ui.weak("click to see its neighbours");
-                    }
-                    None => {
-                        ui.weak("Hover a point to see its image.");
-                    }
-                }
+                self.side(ui, shared, &ds, pts.len(), placed.as_ref())
             });
         egui::CentralPanel::default().show(ui, |ui| {
             let (rect, resp) = ui.allocate_exact_size(ui.available_size(), egui::Sense::click());

@@ -9,6 +9,7 @@ use burn::tensor::Device;
 use clap::Args;
 use leoclr_core::encoder::Encoder;
 use leoclr_core::eval::{EvalOptions, Output, embed, embedding_std};
+use leoclr_core::loss::forward_passes;
 use leoclr_core::run::{MethodName, ModelSpec, Plan, Preset, RunSpec};
 use leoclr_core::session::fit_epoch;
 use leoclr_core::{Backbone, BackendKind, Error, Method, OriginalBranch};
@@ -172,7 +173,7 @@ impl Budget {
         match self {
             Self::Epochs => epochs,
             Self::Passes => {
-                let scaled = (epochs * 3) as f64 / method.forward_passes() as f64;
+                let scaled = (epochs * 3) as f64 / forward_passes(method) as f64;
                 (scaled.round() as usize).max(1)
             }
         }

@@ -69,11 +69,115 @@ fn sprite_layout(n: usize, size: usize) -> (usize, usize) {
 
 /// The files of an index being written, in a scratch directory renamed into place at the end.
 struct Writers {
+    dir: PathBuf,
     features: NpyWriter,
     projections: Option<NpyWriter>,
     metadata: std::io::BufWriter<std::fs::File>,
     vectors: Option<std::io::BufWriter<std::fs::File>>,
+    /// The sprite sheet, its thumbnail side and thumbnails per row.
     sprite: Option<(image::RgbImage, usize, usize)>,
+    written: usize,
+}
+
+impl Writers {
+    /// Files for up to `n` images of `dim` features (and `proj_dim` projections).
+    fn create(
+        dir: PathBuf,
+        a: &EmbedArgs,
+        n: usize,
+        dims: (usize, usize),
+        size: usize,
+    ) -> Result<Self> {
+        let (dim, proj_dim) = dims;
+        let mut metadata = create(&dir.join(METADATA_FILE))?;
+        writeln!(metadata, "index\tname\tlabel")?;
+        Ok(Self {
+            features: NpyWriter::create(&dir.join(FEATURES_FILE), n, dim)?,
+            projections: match a.projections {
+                true => Some(NpyWriter::create(&dir.join(PROJECTIONS_FILE), n, proj_dim)?),
+                false => None,
+            },
+            metadata,
+            vectors: match a.projector {
+                true => Some(create(&dir.join("vectors.tsv"))?),
+                false => None,
+            },
+            sprite: a.projector.then(|| {
+                let (thumb, per_row) = sprite_layout(n, size);
+                let rows = n.div_ceil(per_row);
+                let sheet = image::RgbImage::new((per_row * thumb) as u32, (rows * thumb) as u32);
+                (sheet, thumb, per_row)
+            }),
+            dir,
+            written: 0,
+        })
+    }
+
+    /// One batch: the images, their features and (when asked for) projections.
+    fn write(
+        &mut self,
+        ds: &Dataset,
+        imgs: &[(usize, ImageU8)],
+        feats: &[Vec<f32>],
+        projections: Option<Vec<Vec<f32>>>,
+    ) -> Result<()> {
+        self.features.write_rows(&feats.concat())?;
+        if let (Some(p), Some(z)) = (&mut self.projections, projections) {
+            p.write_rows(&z.concat())?;
+        }
+        for ((i, img), f) in imgs.iter().zip(feats) {
+            let label = ds
+                .label(*i)
+                .map(|l| {
+                    ds.classes
+                        .get(l as usize)
+                        .cloned()
+                        .unwrap_or_else(|| l.to_string())
+                })
+                .unwrap_or_default();
+            let name = tsv_field(&ds.describe(*i));
+            writeln!(self.metadata, "{i}\t{name}\t{}", tsv_field(&label))?;
+            if let Some(v) = &mut self.vectors {
+                let row: Vec<String> = f.iter().map(|x| format!("{x}")).collect();
+                writeln!(v, "{}", row.join("\t"))?;
+            }
+            if let Some((sheet, thumb, per_row)) = &mut self.sprite {
+                paste(sheet, img, self.written, *thumb, *per_row);
+            }
+            self.written += 1;
+        }
+        Ok(())
+    }
+
+    /// Closes every file; images left out shrink the matrices (their headers are rewritten for
+    /// the rows written) and the sprite.
+    fn finish(self) -> Result<usize> {
+        let written = self.written;
+        self.features.finish_with(written)?;
+        if let Some(p) = self.projections {
+            p.finish_with(written)?;
+        }
+        let mut metadata = self.metadata;
+        metadata.flush()?;
+        if let Some(mut v) = self.vectors {
+            v.flush()?;
+        }
+        if let Some((sheet, thumb, per_row)) = self.sprite {
+            let rows = written.div_ceil(per_row).max(1);
+            let (w, h) = ((per_row * thumb) as u32, (rows * thumb) as u32);
+            let sheet = image::imageops::crop_imm(&sheet, 0, 0, w, h).to_image();
+            sheet
+                .save(self.dir.join("sprite.png"))
+                .context("writing sprite.png")?;
+            std::fs::write(
+                self.dir.join("projector_config.pbtxt"),
+                format!(
+                    "embeddings {{\n  tensor_name: \"leoclr features\"\n  tensor_path: \"vectors.tsv\"\n  metadata_path: \"{METADATA_FILE}\"\n  sprite {{\n    image_path: \"sprite.png\"\n    single_image_dim: {thumb}\n    single_image_dim: {thumb}\n  }}\n}}\n"
+                ),
+            )?;
+        }
+        Ok(written)
+    }
 }
 
 fn create(path: &Path) -> Result<std::io::BufWriter<std::fs::File>> {
@@ -118,167 +222,84 @@ fn decode(
     Ok(out)
 }
 
-pub fn run(a: EmbedArgs) -> Result<()> {
+/// Refuses an `--out` that holds files unless `--overwrite`.
+fn check_out(a: &EmbedArgs) -> Result<()> {
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    if a.out.exists()
-        && std::fs::read_dir(&a.out).is_ok_and(|mut d| d.next().is_some())
-        && !a.overwrite
-    {
+    let full = std::fs::read_dir(&a.out).is_ok_and(|mut d| d.next().is_some());
+    if full && !a.overwrite {
         bail!(
             "{}: already holds files; pass --overwrite to replace the index there",
             a.out.display()
         );
     }
-    let device = Device::flex();
-    let (encoder, meta) = a.encoder.load(&a.checkpoint, &device)?;
+    Ok(())
+}
+
+/// The dataset in the model's channels.
+fn open_data(a: &EmbedArgs, channels: usize) -> Result<Dataset> {
     let ds = Dataset::open(&DatasetSpec {
         path: a.data.clone(),
         format: a.format,
         split: a.split,
         limit: a.limit,
     })?;
-    let channels = meta.config.model.in_channels;
-    let ds = if ds.channels == channels {
-        ds
-    } else {
-        ds.with_channels(channels)?
+    let ds = match ds.channels == channels {
+        true => ds,
+        false => ds.with_channels(channels)?,
     };
     if ds.is_empty() {
         bail!("{}: no images", a.data.display());
     }
+    Ok(ds)
+}
+
+pub fn run(a: EmbedArgs) -> Result<()> {
+    check_out(&a)?;
+    let device = Device::flex();
+    let (encoder, meta) = a.encoder.load(&a.checkpoint, &device)?;
+    let model = &meta.config.model;
+    let channels = model.in_channels;
+    let ds = open_data(&a, channels)?;
     let aug = meta
         .run
         .eval_augment(channels, None, view_size(&ds, None)?)?;
-    let size = aug.size;
-    let n = ds.len();
-    let dim = meta.config.model.backbone.feature_dim();
-    let proj_dim = meta.config.model.head_out;
-
-    let tmp = scratch(&a.out)?;
-    let mut w = Writers {
-        features: NpyWriter::create(&tmp.join(FEATURES_FILE), n, dim)?,
-        projections: match a.projections {
-            true => Some(NpyWriter::create(&tmp.join(PROJECTIONS_FILE), n, proj_dim)?),
-            false => None,
-        },
-        metadata: create(&tmp.join(METADATA_FILE))?,
-        vectors: match a.projector {
-            true => Some(create(&tmp.join("vectors.tsv"))?),
-            false => None,
-        },
-        sprite: a.projector.then(|| {
-            let (thumb, per_row) = sprite_layout(n, size);
-            let rows = n.div_ceil(per_row);
-            (
-                image::RgbImage::new((per_row * thumb) as u32, (rows * thumb) as u32),
-                thumb,
-                per_row,
-            )
-        }),
-    };
-    writeln!(w.metadata, "index\tname\tlabel")?;
-    let pb = crate::progress::bar(
-        n,
-        "embed",
-        "{prefix:>6} [{bar:30}] {pos}/{len} {per_sec} {eta}",
-        false,
-    );
+    let (n, size) = (ds.len(), aug.size);
+    let dims = (model.backbone.feature_dim(), model.head_out);
+    let mut w = Writers::create(scratch(&a.out)?, &a, n, dims, size)?;
+    let style = "{prefix:>6} [{bar:30}] {pos}/{len} {per_sec} {eta}";
+    let pb = crate::progress::bar(n, "embed", style, false);
     let mut skipped = Vec::new();
-    let mut written = 0usize;
     for start in (0..n).step_by(a.batch) {
-        let imgs = decode(
-            &ds,
-            start..(start + a.batch).min(n),
-            a.skip_bad,
-            &mut skipped,
-        )?;
-        pb.set_position((start + a.batch).min(n) as u64);
+        let end = (start + a.batch).min(n);
+        let imgs = decode(&ds, start..end, a.skip_bad, &mut skipped)?;
+        pb.set_position(end as u64);
         if imgs.is_empty() {
             continue;
         }
         let inputs: Vec<Vec<f32>> = imgs.iter().map(|(_, img)| model_input(img, &aug)).collect();
         let views: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
-        let feats = embed_views(&encoder, &views, channels, size, Output::Backbone, &device)?;
-        w.features.write_rows(&feats.concat())?;
-        if let Some(p) = &mut w.projections {
-            let z = embed_views(
-                &encoder,
-                &views,
-                channels,
-                size,
-                Output::Projection,
-                &device,
-            )?;
-            p.write_rows(&z.concat())?;
-        }
-        for ((i, img), f) in imgs.iter().zip(&feats) {
-            let label = ds
-                .label(*i)
-                .map(|l| {
-                    ds.classes
-                        .get(l as usize)
-                        .cloned()
-                        .unwrap_or_else(|| l.to_string())
-                })
-                .unwrap_or_default();
-            writeln!(
-                w.metadata,
-                "{i}\t{}\t{}",
-                tsv_field(&ds.describe(*i)),
-                tsv_field(&label)
-            )?;
-            if let Some(v) = &mut w.vectors {
-                let row: Vec<String> = f.iter().map(|x| format!("{x}")).collect();
-                writeln!(v, "{}", row.join("\t"))?;
-            }
-            if let Some((sheet, thumb, per_row)) = &mut w.sprite {
-                paste(sheet, img, written, *thumb, *per_row);
-            }
-            written += 1;
-        }
+        let embed = |o| embed_views(&encoder, &views, channels, size, o, &device);
+        let feats = embed(Output::Backbone)?;
+        let projections = a
+            .projections
+            .then(|| embed(Output::Projection))
+            .transpose()?;
+        w.write(&ds, &imgs, &feats, projections)?;
     }
     pb.finish_and_clear();
-    // Skipped images shrink the matrices: their headers are rewritten for the rows written.
-    w.features.finish_with(written)?;
-    if let Some(p) = w.projections {
-        p.finish_with(written)?;
-    }
-    w.metadata.flush()?;
-    if let Some(mut v) = w.vectors {
-        v.flush()?;
-    }
-    if let Some((sheet, thumb, per_row)) = w.sprite {
-        let rows = written.div_ceil(per_row).max(1);
-        let sheet = image::imageops::crop_imm(
-            &sheet,
-            0,
-            0,
-            (per_row * thumb) as u32,
-            (rows * thumb) as u32,
-        )
-        .to_image();
-        sheet
-            .save(tmp.join("sprite.png"))
-            .context("writing sprite.png")?;
-        std::fs::write(
-            tmp.join("projector_config.pbtxt"),
-            format!(
-                "embeddings {{\n  tensor_name: \"leoclr features\"\n  tensor_path: \"vectors.tsv\"\n  metadata_path: \"{METADATA_FILE}\"\n  sprite {{\n    image_path: \"sprite.png\"\n    single_image_dim: {thumb}\n    single_image_dim: {thumb}\n  }}\n}}\n"
-            ),
-        )?;
-    }
+    let tmp = w.dir.clone();
+    let written = w.finish()?;
     let checkpoint = std::path::absolute(&a.checkpoint)?;
     let info = IndexInfo {
-        checkpoint: if checkpoint.is_dir() {
-            checkpoint.join(leoclr_core::checkpoint::FILE_NAME)
-        } else {
-            checkpoint
+        checkpoint: match checkpoint.is_dir() {
+            true => checkpoint.join(leoclr_core::checkpoint::FILE_NAME),
+            false => checkpoint,
         },
         encoder: a.encoder.name().into(),
         images: written,
-        dim,
+        dim: dims.0,
         channels,
         augment: aug,
         data: std::path::absolute(&a.data)?,
@@ -288,32 +309,33 @@ pub fn run(a: EmbedArgs) -> Result<()> {
     };
     std::fs::write(tmp.join(INFO_FILE), serde_json::to_string_pretty(&info)?)?;
     replace_dir(&tmp, &a.out)?;
-    for s in &skipped {
+    report(&a, &info, dims.1);
+    Ok(())
+}
+
+fn report(a: &EmbedArgs, info: &IndexInfo, proj_dim: usize) {
+    for s in &info.skipped {
         eprintln!("skipped: {s}");
     }
+    let mut extra = String::new();
+    if a.projections {
+        extra += &format!(", {proj_dim}-dim projections");
+    }
+    if a.projector {
+        extra += ", Embedding Projector files (projector_config.pbtxt)";
+    }
+    if !info.skipped.is_empty() {
+        extra += &format!(
+            "; {} unreadable images left out (index.json lists them)",
+            info.skipped.len()
+        );
+    }
     println!(
-        "wrote {}: {written} images x {dim} backbone features{}{}{}",
+        "wrote {}: {} images x {} backbone features{extra}",
         a.out.display(),
-        if a.projections {
-            format!(", {proj_dim}-dim projections")
-        } else {
-            String::new()
-        },
-        if a.projector {
-            ", Embedding Projector files (projector_config.pbtxt)"
-        } else {
-            ""
-        },
-        if skipped.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; {} unreadable images left out (index.json lists them)",
-                skipped.len()
-            )
-        },
+        info.images,
+        info.dim
     );
-    Ok(())
 }
 
 /// Puts the finished scratch directory at `out`; an index already there is removed only after.

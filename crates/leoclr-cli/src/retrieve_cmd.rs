@@ -43,6 +43,43 @@ struct Neighbour<'a> {
     label: &'a str,
 }
 
+/// One query's neighbours: a table, or one JSON object.
+fn print_hits(
+    q: &std::path::Path,
+    index: &EmbedIndex,
+    hits: &[(usize, f32)],
+    json: bool,
+) -> Result<()> {
+    let rows: Vec<Neighbour<'_>> = hits
+        .iter()
+        .enumerate()
+        .map(|(rank, &(r, score))| {
+            let row = &index.rows[r];
+            Neighbour {
+                rank: rank + 1,
+                score,
+                index: row.index,
+                name: &row.name,
+                label: &row.label,
+            }
+        })
+        .collect();
+    if json {
+        let obj = serde_json::json!({ "query": q, "neighbours": rows });
+        println!("{}", serde_json::to_string(&obj)?);
+        return Ok(());
+    }
+    println!("{}:", q.display());
+    for n in &rows {
+        let label = match n.label.is_empty() {
+            true => String::new(),
+            false => format!("  ({})", n.label),
+        };
+        println!("  {:>3}  {:.4}  {}{label}", n.rank, n.score, n.name);
+    }
+    Ok(())
+}
+
 pub fn run(a: RetrieveArgs) -> Result<()> {
     if a.k == 0 {
         bail!("-k must be at least 1");
@@ -88,39 +125,7 @@ pub fn run(a: RetrieveArgs) -> Result<()> {
             &device,
         )?;
         let hits = index.search(&f[0], a.k)?;
-        let rows: Vec<Neighbour<'_>> = hits
-            .iter()
-            .enumerate()
-            .map(|(rank, &(r, score))| {
-                let row = &index.rows[r];
-                Neighbour {
-                    rank: rank + 1,
-                    score,
-                    index: row.index,
-                    name: &row.name,
-                    label: &row.label,
-                }
-            })
-            .collect();
-        if a.json {
-            let obj = serde_json::json!({ "query": q, "neighbours": rows });
-            println!("{}", serde_json::to_string(&obj)?);
-        } else {
-            println!("{}:", q.display());
-            for n in &rows {
-                println!(
-                    "  {:>3}  {:.4}  {}{}",
-                    n.rank,
-                    n.score,
-                    n.name,
-                    if n.label.is_empty() {
-                        String::new()
-                    } else {
-                        format!("  ({})", n.label)
-                    }
-                );
-            }
-        }
+        print_hits(q, &index, &hits, a.json)?;
     }
     Ok(())
 }

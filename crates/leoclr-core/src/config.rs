@@ -146,13 +146,6 @@ impl Method {
             Self::Mocov2 { symmetric: false } => "mocov2_asym",
         }
     }
-
-    /// Encoder forward passes per image and step (both encoders): 4 for symmetric MoCo-v2, 3 for
-    /// LeOCLR, 2 for asymmetric MoCo-v2. Equal epochs are not equal compute.
-    pub fn forward_passes(&self) -> usize {
-        let (q, k) = crate::loss::views_needed(*self);
-        q.len() + k.len()
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -34,6 +34,13 @@ pub fn views_needed(method: Method) -> (&'static [usize], &'static [usize]) {
     }
 }
 
+/// Encoder forward passes per image and step (both encoders): 4 for symmetric MoCo-v2, 3 for
+/// LeOCLR, 2 for asymmetric MoCo-v2. Equal epochs are not equal compute.
+pub fn forward_passes(method: Method) -> usize {
+    let (q, k) = views_needed(method);
+    q.len() + k.len()
+}
+
 /// The objective of a method from the encoded views (`q[i]`: online encoder, `k[i]`: key encoder,
 /// indexed by [`CROP1`], [`CROP2`], [`ORIGINAL`]). Returns the loss and the keys to enqueue.
 ///
