@@ -101,6 +101,14 @@ impl Shared {
                 ui.colored_label(ui.visuals().error_fg_color, why.to_string());
                 return None;
             }
+            // A model and data: embed by itself, once per pair (after a failure, the button).
+            let pair = ws.pair();
+            if ws.auto_embedded != pair {
+                ws.auto_embedded = pair;
+                self.start_gallery(ui.ctx());
+                ui.label("embedding the dataset…");
+                return None;
+            }
             let n = ws.dataset().map_or(0, |d| d.len());
             if ui.button(format!("Embed dataset ({n} images)")).clicked() {
                 self.start_gallery(ui.ctx());

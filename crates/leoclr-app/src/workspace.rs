@@ -30,6 +30,9 @@ pub struct Workspace {
     /// Embeddings of `data` under `model`, once built.
     pub gallery: Option<Gallery>,
     pub gallery_job: Option<Job<Gallery>>,
+    /// The (model, dataset) pair last embedded without being asked, so that a failure is not
+    /// retried every frame.
+    pub auto_embedded: Option<(u64, usize)>,
 }
 
 impl Workspace {
@@ -41,7 +44,14 @@ impl Workspace {
             model: None,
             gallery: None,
             gallery_job: None,
+            auto_embedded: None,
         }
+    }
+
+    /// The current (model id, dataset identity), when both are loaded.
+    pub fn pair(&self) -> Option<(u64, usize)> {
+        let (m, ds) = (self.model.as_ref()?, self.dataset()?);
+        Some((m.id, Arc::as_ptr(ds) as usize))
     }
 
     pub fn dataset(&self) -> Option<&Arc<Dataset>> {
