@@ -37,7 +37,7 @@ for round in $(seq "$ROUNDS"); do
     OMP_NUM_THREADS="$THREADS" "$PY" scripts/torch_step.py bench --method "$method" \
       --backbone "$backbone" --channels "$channels" --res "$res" --batch "$batch" \
       --small-stem "$stem" --threads "$THREADS" --steps "$steps" --warmup "$warmup" \
-      | sed "s/^{/{\"framework\":\"pytorch\",\"round\":$round,\"config\":\"$c\",/" >> "$OUT"
+      | sed "s/^{/{\"round\":$round,\"config\":\"$c\",/" >> "$OUT"
     echo "round $round: $c done"
   done
 done
@@ -49,7 +49,8 @@ print("\n| method | backbone | res | batch | burn images/s | PyTorch images/s | 
 print("|---|---|---|---|---|---|---|---|")
 for c in configs:
     b = [r["images_per_s"] for r in rows if r["config"] == c and r["framework"] == "burn"]
-    t = [r["images_per_s"] for r in rows if r["config"] == c and r["framework"] == "pytorch"]
+    # torch_step.py names itself "pytorch <version>".
+    t = [r["images_per_s"] for r in rows if r["config"] == c and r["framework"].startswith("pytorch")]
     m, bb, ch, res, batch = c.split()[:5]
     per = " / ".join(f"{x / y:.2f}" for x, y in zip(b, t))
     print(f"| {m} | {bb}{' small stem' if c.split()[5] == '1' else ''} | {res} | {batch} | "
