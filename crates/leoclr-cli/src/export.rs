@@ -112,11 +112,11 @@ fn torchvision(a: ExportArgs) -> Result<()> {
         leoclr_core::torchvision::backbone_safetensors(&encoder.backbone, model, meta.step as u64)?;
     checkpoint::write_atomic(&out, &bytes)?;
     println!(
-        "wrote {} ({} bytes): the {:?} encoder's {} backbone{} ({} input channels), epoch {}; load it with \
+        "wrote {} ({} bytes): the {} encoder's {} backbone{} ({} input channels), epoch {}; load it with \
          scripts/torchvision_resnet.py's leoclr_resnet(\"{}\", in_channels={}, small_stem={})",
         out.display(),
         bytes.len(),
-        a.encoder,
+        a.encoder.name(),
         model.backbone,
         if model.small_stem {
             " with the small stem"
