@@ -135,6 +135,14 @@ impl RowName {
     }
 }
 
+impl RowName {
+    /// The row's epochs under `budget` (0 for the untrained backbone).
+    pub fn epochs(self, budget: Budget, base_epochs: usize, base: &ModelSpec) -> usize {
+        self.model(base)
+            .map_or(0, |m| budget.epochs(base_epochs, m.method()))
+    }
+}
+
 impl std::str::FromStr for RowName {
     type Err = Error;
     /// Table names, and the names `train --method` takes (leoclr: the default key branch).
@@ -457,6 +465,14 @@ struct Done {
     row_out: Row,
 }
 
+/// The run of `row` for `epochs` and `seed`, when done.
+fn find(done: &[Done], row: RowName, epochs: usize, seed: u64) -> Option<&Row> {
+    done.iter()
+        .map(|d| (d.row, &d.row_out))
+        .find(|(r, o)| *r == row && o.epochs == epochs && o.seed == seed)
+        .map(|(_, o)| o)
+}
+
 /// The tables from the runs done so far: per budget, per row, the runs of the wanted seeds.
 fn tables(
     a: &CompareArgs,
@@ -468,19 +484,11 @@ fn tables(
     let mut out = Vec::new();
     for &budget in &a.budget {
         for &row in rows {
-            let epochs = row
-                .model(base)
-                .map_or(0, |m| budget.epochs(base_epochs, m.method()));
+            let epochs = row.epochs(budget, base_epochs, base);
             let runs: Vec<Row> = a
                 .seeds
                 .iter()
-                .filter_map(|&seed| {
-                    done.iter()
-                        .find(|d| {
-                            d.row == row && d.row_out.epochs == epochs && d.row_out.seed == seed
-                        })
-                        .map(|d| d.row_out.clone())
-                })
+                .filter_map(|&seed| find(done, row, epochs, seed).cloned())
                 .collect();
             if !runs.is_empty() {
                 out.push(Summary::of(budget, runs));
@@ -521,13 +529,8 @@ pub fn run(a: CompareArgs) -> Result<()> {
         for &budget in &a.budget {
             for &row in &rows {
                 let model = row.model(&base.spec.model);
-                let epochs = model
-                    .as_ref()
-                    .map_or(0, |m| budget.epochs(base_epochs, m.method()));
-                if done
-                    .iter()
-                    .any(|d| d.row == row && d.row_out.epochs == epochs && d.row_out.seed == seed)
-                {
+                let epochs = row.epochs(budget, base_epochs, &base.spec.model);
+                if find(&done, row, epochs, seed).is_some() {
                     continue;
                 }
                 let mut spec = base.spec.clone();

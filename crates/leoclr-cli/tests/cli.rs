@@ -51,6 +51,14 @@ const RUN: &[&str] = &[
     "2",
 ];
 
+/// A run of [`RUN`] in `dir` stopped after the first epoch's 3 steps (checkpoint and one metrics
+/// line written).
+fn stopped_run(dir: &Path) {
+    let mut args = RUN.to_vec();
+    args.extend(["--out", dir.to_str().unwrap(), "--max-steps", "3"]);
+    ok(&args);
+}
+
 fn run_dir(tmp: &tempfile::TempDir, name: &str) -> PathBuf {
     tmp.path().join(name)
 }
@@ -73,9 +81,7 @@ fn train_stop_resume_and_eval() {
     assert!(a.join("checkpoint.leoclr").exists());
 
     // Stop after the first epoch's checkpoint, then resume in a new process.
-    let mut args = RUN.to_vec();
-    args.extend(["--out", b.to_str().unwrap(), "--max-steps", "3"]);
-    ok(&args);
+    stopped_run(&b);
     assert_eq!(metrics(&b).len(), 1);
     let text = ok(&["train", "--resume", b.to_str().unwrap()]);
     assert!(text.contains("resuming"), "{text}");
@@ -907,9 +913,7 @@ fn bad_input_corpus_through_the_binary() {
     use leoclr_data::{ImageU8, cifar, idx, stl10};
     let tmp = tempfile::tempdir().unwrap();
     let run = run_dir(&tmp, "run");
-    let mut args = RUN.to_vec();
-    args.extend(["--out", run.to_str().unwrap(), "--max-steps", "3"]);
-    ok(&args);
+    stopped_run(&run);
     let snapshot = |dir: &Path| -> Vec<(String, Vec<u8>)> {
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .unwrap()

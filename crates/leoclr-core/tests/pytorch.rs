@@ -40,6 +40,18 @@ fn torch_available() -> bool {
     ok
 }
 
+/// Runs a Python command that prints one JSON object; its failure output in the panic.
+fn json_of(cmd: &mut Command) -> serde_json::Value {
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(text.trim()).unwrap()
+}
+
 fn write_npy(path: &Path, shape: [usize; 2], values: &[f32]) {
     let mut w = NpyWriter::create(path, shape[0], shape[1]).unwrap();
     w.write_rows(values).unwrap();
@@ -108,14 +120,7 @@ fn round_trip(backbone: Backbone, channels: usize, small_stem: bool, size: usize
         bb = backbone.to_string(),
         ss = small_stem as u8,
     );
-    let out = Command::new(python()).args(["-c", &code]).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    let r = json_of(Command::new(python()).args(["-c", &code]));
     assert_eq!(
         r["missing"],
         serde_json::json!(["fc.bias", "fc.weight"]),
@@ -199,19 +204,12 @@ fn the_pytorch_step_computes_the_same_loss() {
         let q = t.queue.to_vec().unwrap();
         write_npy(&dir.path().join("queue.npy"), [64, q.len() / 64], &q);
         let ours = t.step(&batch).unwrap().into_scalar::<f32>();
-        let out = Command::new(python())
-            .arg(&script)
-            .args(["loss", dir.path().to_str().unwrap(), name, "tiny", "1", "0"])
-            .arg(t.config.temperature.to_string())
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
+        let r = json_of(
+            Command::new(python())
+                .arg(&script)
+                .args(["loss", dir.path().to_str().unwrap(), name, "tiny", "1", "0"])
+                .arg(t.config.temperature.to_string()),
         );
-        let r: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         let theirs = r["loss"].as_f64().unwrap() as f32;
         println!("{name}: burn {ours} pytorch {theirs}");
         assert!((ours - theirs).abs() < 1e-4, "{name}: {ours} vs {theirs}");

@@ -242,18 +242,20 @@ impl Loader {
     ) -> BatchIter {
         let order = Arc::new(Self::order(ds.len(), &cfg, epoch));
         let total = Self::num_batches(ds.len(), &cfg);
+        // The batches built on the calling thread (no workers asked for, or none to be had).
+        let inline = |ds, aug, cfg, order| BatchIter {
+            source: Source::Inline {
+                ds,
+                aug,
+                cfg,
+                epoch,
+                order,
+            },
+            next: 0,
+            total,
+        };
         if cfg.workers == 0 {
-            return BatchIter {
-                source: Source::Inline {
-                    ds,
-                    aug,
-                    cfg,
-                    epoch,
-                    order,
-                },
-                next: 0,
-                total,
-            };
+            return inline(ds, aug, cfg, order);
         }
         let workers = cfg.workers.min(total.max(1));
         let mut receivers = Vec::with_capacity(workers);
@@ -279,17 +281,7 @@ impl Loader {
             if spawned.is_err() {
                 // No thread to be had (a process at its limit): the same batches on the calling
                 // thread. Dropping the receivers stops the workers already started.
-                return BatchIter {
-                    source: Source::Inline {
-                        ds,
-                        aug,
-                        cfg,
-                        epoch,
-                        order,
-                    },
-                    next: 0,
-                    total,
-                };
+                return inline(ds, aug, cfg, order);
             }
             receivers.push(rx);
         }
