@@ -25,6 +25,8 @@ pub enum ExportFormat {
     Web,
     /// The backbone as torchvision's ResNet state dict, in safetensors (a file).
     Torchvision,
+    /// The backbone as an ONNX graph, opset 13 (a file).
+    Onnx,
 }
 
 /// Which of a run's two encoders to export.
@@ -63,7 +65,7 @@ pub struct ExportArgs {
     pub checkpoint: PathBuf,
     #[arg(long, value_enum, default_value_t = ExportFormat::Web)]
     pub format: ExportFormat,
-    /// torchvision: which encoder's backbone.
+    /// torchvision, onnx: which encoder's backbone.
     #[arg(long, value_enum, default_value_t = WhichEncoder::Query)]
     pub encoder: WhichEncoder,
     /// Gallery source: a grayscale IDX dataset (Fashion-MNIST).
@@ -74,8 +76,11 @@ pub struct ExportArgs {
     /// Gallery size: the first N images of the split.
     #[arg(long, default_value_t = 1000)]
     pub gallery: usize,
+    /// onnx: a fixed batch axis of this size (default: a symbolic axis named `batch`).
+    #[arg(long)]
+    pub onnx_batch: Option<usize>,
     /// web: a directory (default assets/web); torchvision: a .safetensors file (default
-    /// backbone.safetensors).
+    /// backbone.safetensors); onnx: a .onnx file (default backbone.onnx).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -89,22 +94,86 @@ pub fn run(a: ExportArgs) -> Result<()> {
     match a.format {
         ExportFormat::Web => web(a),
         ExportFormat::Torchvision => torchvision(a),
+        ExportFormat::Onnx => onnx(a),
     }
+}
+
+/// `--out`, or `default` in the working directory; a directory is refused (a file is meant).
+fn out_file(a: &ExportArgs, default: &str) -> Result<PathBuf> {
+    let out = a.out.clone().unwrap_or_else(|| PathBuf::from(default));
+    if out.is_dir() {
+        bail!("{}: --out names the file to write", out.display());
+    }
+    Ok(out)
+}
+
+/// The backbone as an ONNX graph; the input it expects (view size, normalisation) is in the
+/// model's metadata and printed.
+fn onnx(a: ExportArgs) -> Result<()> {
+    let out = out_file(&a, "backbone.onnx")?;
+    let device = Device::flex();
+    let (encoder, meta) = a.encoder.load(&a.checkpoint, &device)?;
+    let model = &meta.config.model;
+    let Some(size) = meta
+        .run
+        .view_size
+        .or(meta.run.augment.as_ref().map(|x| x.size))
+    else {
+        bail!(
+            "{}: records no view size, so the ONNX input shape is unknown",
+            a.checkpoint.display()
+        );
+    };
+    let aug = meta.run.eval_augment(model.in_channels, Some(size), size)?;
+    let list = |v: &[f32]| {
+        v.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let metadata = [
+        ("leoclr.encoder", a.encoder.name().to_string()),
+        ("leoclr.method", meta.config.method.label().to_string()),
+        ("leoclr.epoch", meta.epoch.to_string()),
+        ("leoclr.backbone", model.backbone.to_string()),
+        ("leoclr.small_stem", model.small_stem.to_string()),
+        ("leoclr.view_size", size.to_string()),
+        ("leoclr.mean", list(&aug.mean)),
+        ("leoclr.std", list(&aug.std)),
+    ]
+    .map(|(k, v)| (k.to_string(), v));
+    let shape = leoclr_core::onnx::InputShape {
+        batch: a.onnx_batch,
+        height: size,
+        width: size,
+    };
+    let bytes = leoclr_core::onnx::backbone_onnx(&encoder.backbone, model, shape, &metadata)?;
+    checkpoint::write_atomic(&out, &bytes)?;
+    let batch = a
+        .onnx_batch
+        .map_or_else(|| "batch".to_string(), |n| n.to_string());
+    println!(
+        "wrote {} ({} bytes): the {} encoder's {} backbone as ONNX (opset {}), input '{}' \
+         [{batch}, {}, {size}, {size}] normalised with mean [{}] std [{}], output '{}' [{batch}, {}]",
+        out.display(),
+        bytes.len(),
+        a.encoder.name(),
+        model.backbone,
+        leoclr_core::onnx::OPSET,
+        leoclr_core::onnx::INPUT,
+        model.in_channels,
+        list(&aug.mean),
+        list(&aug.std),
+        leoclr_core::onnx::OUTPUT,
+        model.backbone.feature_dim(),
+    );
+    Ok(())
 }
 
 /// The backbone as a torchvision ResNet state dict; the architecture is in the file's metadata
 /// and `scripts/torchvision_resnet.py` builds the matching model.
 fn torchvision(a: ExportArgs) -> Result<()> {
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("backbone.safetensors"));
-    if out.is_dir() {
-        bail!(
-            "{}: --out names the .safetensors file to write",
-            out.display()
-        );
-    }
+    let out = out_file(&a, "backbone.safetensors")?;
     let device = Device::flex();
     let (encoder, meta) = a.encoder.load(&a.checkpoint, &device)?;
     let model = &meta.config.model;

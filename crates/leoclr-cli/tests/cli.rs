@@ -173,6 +173,32 @@ fn train_stop_resume_and_eval() {
         q, k,
         "the key encoder is exported, not the query encoder again"
     );
+    // The backbone as ONNX, from the run and from the browser's exported model: the input shape
+    // and normalisation are the run's; the graph itself is checked in Python by leoclr-core's
+    // tests/onnx.rs.
+    for (from, batch) in [(&a, None), (&web.join("model.leoclr"), Some("8"))] {
+        let file = tmp.path().join("backbone.onnx");
+        let mut args = vec![
+            "export",
+            "--format",
+            "onnx",
+            "--checkpoint",
+            from.to_str().unwrap(),
+            "--out",
+            file.to_str().unwrap(),
+        ];
+        args.extend(batch.iter().flat_map(|b| ["--onnx-batch", b]));
+        let text = ok(&args);
+        let axis = batch.unwrap_or("batch");
+        assert!(
+            text.contains(&format!("input 'input' [{axis}, 1, 28, 28]"))
+                && text.contains(&format!("output 'features' [{axis}, 128]")),
+            "{text}"
+        );
+        let bytes = std::fs::read(&file).unwrap();
+        let has = |s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
+        assert!(has("layer2.0.downsample.0.weight") && has("leoclr.mean"));
+    }
     let refused = leoclr(&[
         "export",
         "--format",

@@ -22,6 +22,7 @@ pub mod head;
 pub mod index;
 pub mod infer;
 pub mod loss;
+pub mod onnx;
 pub mod queue;
 pub mod resnet;
 pub mod run;

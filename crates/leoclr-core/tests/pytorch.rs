@@ -7,82 +7,23 @@
 //! Needs Debian's `python3-torch` and `python3-torchvision`; `scripts/test.sh` installs them and
 //! sets `LEOCLR_REQUIRE_TORCH=1`, so in CI their absence fails the test instead of skipping it.
 
-use std::path::Path;
+mod common;
+
 use std::process::Command;
 
-use burn::tensor::{Device, Tensor, TensorData};
-use leoclr_core::run::RunMeta;
-use leoclr_core::{
-    Backbone, Method, ModelConfig, OriginalBranch, TrainConfig, Trainer, checkpoint,
+use burn::tensor::Device;
+use common::{
+    features_on_random_input, json_of, python, reshape_npy, script, torch_available,
+    trained_encoder, write_npy,
 };
-use leoclr_data::formats::npy::NpyWriter;
-use leoclr_data::{Batch, Rng};
+use leoclr_core::{Backbone, Method, ModelConfig, OriginalBranch, TrainConfig, Trainer};
+use leoclr_data::Batch;
 
-/// Debian's interpreter, where Debian's torch lives (a `python3` earlier on PATH, such as a
-/// pyenv shim, does not see it); `LEOCLR_PYTHON` overrides.
-fn python() -> String {
-    std::env::var("LEOCLR_PYTHON").unwrap_or_else(|_| {
-        match Path::new("/usr/bin/python3").exists() {
-            true => "/usr/bin/python3".into(),
-            false => "python3".into(),
-        }
-    })
-}
-
-fn torch_available() -> bool {
-    let ok = Command::new(python())
-        .args(["-c", "import torch, torchvision"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok && std::env::var("LEOCLR_REQUIRE_TORCH").is_ok_and(|v| v == "1") {
-        panic!("python3-torch / python3-torchvision are missing (scripts/test.sh installs them)");
-    }
-    ok
-}
-
-/// Runs a Python command that prints one JSON object; its failure output in the panic.
-fn json_of(cmd: &mut Command) -> serde_json::Value {
-    let out = cmd.output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(text.trim()).unwrap()
-}
-
-fn write_npy(path: &Path, shape: [usize; 2], values: &[f32]) {
-    let mut w = NpyWriter::create(path, shape[0], shape[1]).unwrap();
-    w.write_rows(values).unwrap();
-    w.finish().unwrap();
-}
-
-/// Trains `backbone` two steps (so weights and BatchNorm statistics are not the initial ones),
-/// exports it, and compares features on a random batch with PyTorch's.
+/// Exports a two-step-trained `backbone` and compares features on a random batch with
+/// PyTorch's.
 fn round_trip(backbone: Backbone, channels: usize, small_stem: bool, size: usize) -> f32 {
     let dir = tempfile::tempdir().unwrap();
-    let mut model = ModelConfig::new(backbone, channels, small_stem);
-    model.head_hidden = vec![32];
-    model.head_out = 16;
-    let cfg = TrainConfig {
-        model,
-        queue_size: 16,
-        batch_size: 4,
-        ..TrainConfig::tiny_test(
-            channels,
-            Method::Leoclr {
-                original_branch: OriginalBranch::Key,
-            },
-        )
-    };
-    let mut t = Trainer::new(cfg, &Device::flex(), 2).unwrap();
-    for i in 0..2 {
-        t.step(&Batch::synthetic(4, channels, size, i)).unwrap();
-    }
-    checkpoint::save(dir.path(), &t, &RunMeta::default()).unwrap();
-    let (enc, meta) =
-        checkpoint::load_encoder(&dir.path().join(checkpoint::FILE_NAME), &Device::flex()).unwrap();
+    let (enc, meta) = trained_encoder(dir.path(), backbone, channels, small_stem, size);
     let weights = dir.path().join("backbone.safetensors");
     let bytes = leoclr_core::torchvision::backbone_safetensors(
         &enc.backbone,
@@ -93,25 +34,11 @@ fn round_trip(backbone: Backbone, channels: usize, small_stem: bool, size: usize
     std::fs::write(&weights, bytes).unwrap();
 
     let n = 3;
-    let mut rng = Rng::new(7);
-    let x: Vec<f32> = (0..n * channels * size * size)
-        .map(|_| rng.normal() as f32)
-        .collect();
-    let input = Tensor::<4>::from_data(
-        TensorData::new(x.clone(), [n, channels, size, size]),
-        &Device::flex(),
-    );
-    let f = enc.features(input);
-    let d = f.dims()[1];
-    let f = f.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
-    // The input as [n, c*h*w] rows, reshaped in Python.
-    let (xin, fout) = (dir.path().join("x.npy"), dir.path().join("f.npy"));
-    write_npy(&xin, [n, channels * size * size], &x);
-    write_npy(&fout, [n, d], &f);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/torchvision_resnet.py");
+    let (xin, fout) = features_on_random_input(dir.path(), &enc, n, channels, size);
+    reshape_npy(&xin, [n, channels, size, size]);
+    let script = script("torchvision_resnet.py");
     let code = format!(
-        "import sys, numpy as np; sys.path.insert(0, {dir:?}); import torchvision_resnet as t; \
-         x = np.load({xin:?}).reshape({n}, {channels}, {size}, {size}); np.save({xin:?}, x); \
+        "import sys; sys.path.insert(0, {dir:?}); import torchvision_resnet as t; \
          t.check({w:?}, {xin:?}, {fout:?}, {bb:?}, '{channels}', '{ss}')",
         dir = script.parent().unwrap().to_str().unwrap(),
         xin = xin.to_str().unwrap(),
@@ -162,7 +89,7 @@ fn the_pytorch_step_computes_the_same_loss() {
         eprintln!("skipped: python3-torch / python3-torchvision not installed");
         return;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/torch_step.py");
+    let script = script("torch_step.py");
     for (method, name) in [
         (
             Method::Leoclr {
