@@ -338,10 +338,9 @@ impl TrainingState {
                         Outcome::Finished => {
                             format!("finished; run directory {}", job.dir.display())
                         }
-                        Outcome::Stopped { steps } => format!(
-                            "stopped after {steps} steps; the last epoch's checkpoint in {} is kept",
-                            job.dir.display()
-                        ),
+                        Outcome::Stopped { steps } => {
+                            leoclr_core::run::stopped_note(steps, &job.dir)
+                        }
                     };
                     finished = true;
                 }

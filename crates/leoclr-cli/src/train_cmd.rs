@@ -216,8 +216,8 @@ pub fn run(a: TrainArgs, given: &[String]) -> Result<()> {
     let (outcome, last_knn) = train(&mut run, a.max_steps)?;
     if let Outcome::Stopped { steps } = outcome {
         println!(
-            "stopped after {steps} steps (--max-steps); the last epoch's checkpoint in {} is kept",
-            run.dir().display()
+            "{} (--max-steps)",
+            leoclr_core::run::stopped_note(steps, run.dir())
         );
         return Ok(());
     }

@@ -56,7 +56,22 @@ const RUN: &[&str] = &[
 fn stopped_run(dir: &Path) {
     let mut args = RUN.to_vec();
     args.extend(["--out", dir.to_str().unwrap(), "--max-steps", "3"]);
-    ok(&args);
+    let text = ok(&args);
+    assert!(text.contains("the last epoch's checkpoint in"), "{text}");
+}
+
+#[test]
+fn a_stop_before_the_first_epoch_ends_says_there_is_no_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = run_dir(&tmp, "early");
+    let mut args = RUN.to_vec();
+    args.extend(["--out", dir.to_str().unwrap(), "--max-steps", "1"]);
+    let text = ok(&args);
+    assert!(
+        text.contains("before the first epoch ended") && text.contains("holds no checkpoint"),
+        "{text}"
+    );
+    assert!(!dir.join("checkpoint.leoclr").exists());
 }
 
 fn run_dir(tmp: &tempfile::TempDir, name: &str) -> PathBuf {

@@ -104,6 +104,23 @@ pub enum Outcome {
     Stopped { steps: usize },
 }
 
+/// What a stop left in `dir`, for the user: the checkpoint to resume from, or that the run
+/// stopped before its first epoch ended and left none.
+pub fn stopped_note(steps: usize, dir: &Path) -> String {
+    if dir.join(checkpoint::FILE_NAME).is_file() {
+        format!(
+            "stopped after {steps} steps; the last epoch's checkpoint in {} is kept",
+            dir.display()
+        )
+    } else {
+        format!(
+            "stopped after {steps} steps, before the first epoch ended: {} holds no checkpoint \
+             (nothing to resume or export)",
+            dir.display()
+        )
+    }
+}
+
 /// What a new run does with a directory that already holds a run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Existing {

@@ -12,7 +12,7 @@ mod spec;
 
 pub use dir::{
     CONFIG_FILE, Control, Existing, LOCK_FILE, Outcome, ResumeChanges, Run, RunEvent, RunLock,
-    holds_run, lock_run_dir,
+    holds_run, lock_run_dir, stopped_note,
 };
 pub use meta::RunMeta;
 pub use metrics::{EpochRecord, METRICS_FILE, read_metrics};
