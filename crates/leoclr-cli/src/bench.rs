@@ -62,6 +62,11 @@ pub struct BenchArgs {
     /// scripts/bench-vs-torch.sh compares with PyTorch.
     #[arg(long)]
     pub step_only: bool,
+    /// Run the timed steps inside a one-thread rayon pool, so that every CPU kernel runs on the
+    /// thread that called it and a profiler sees it under its operation (scripts/profile-step.sh);
+    /// slower than the default pool: for profiles, not for figures.
+    #[arg(long)]
+    pub profile_inline: bool,
     /// One JSON object per configuration instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -97,6 +102,9 @@ pub struct Row {
     pub end_to_end_images_per_s: f64,
     /// End-to-end over step-only: 1.0 means the data pipeline costs nothing.
     pub end_to_end_vs_step: f64,
+    /// Peak device memory held by burn's allocator over the step measurement (GPU backends;
+    /// null on the CPU backend, whose memory is in `peak_rss_mb`).
+    pub device_peak_mb: Option<f64>,
     /// Peak resident memory of this process so far (host side; GPU memory is not measured).
     pub peak_rss_mb: f64,
 }
@@ -170,19 +178,41 @@ struct StepTiming {
     first_step_s: f64,
     ema_ms: f64,
     enqueue_ms: f64,
+    device_peak_mb: Option<f64>,
+}
+
+/// The most device memory burn's allocator held (reserved bytes, pages kept for reuse included)
+/// at any of the points it was sampled: after each step, where the pools have grown to the step's
+/// needs. `None` on backends whose allocator does not report (the CPU backend).
+#[derive(Default)]
+struct DevicePeak(Option<u64>);
+
+impl DevicePeak {
+    fn sample(&mut self, device: &Device) {
+        if let Some(u) = device.memory_pool_usage() {
+            self.0 = Some(self.0.unwrap_or(0).max(u.bytes_reserved));
+        }
+    }
+
+    fn mb(&self) -> Option<f64> {
+        self.0.map(|b| b as f64 / (1024.0 * 1024.0))
+    }
 }
 
 fn time_steps(plan: &Plan, device: &Device, a: &BenchArgs) -> Result<StepTiming> {
     let mut trainer = Trainer::new(plan.config.clone(), device, 1_000_000)?;
     let batch = Batch::synthetic(a.batch, plan.sets.train.channels, a.res, 0);
     let views = trainer.upload_views(&batch);
+    let mut peak = DevicePeak::default();
     let t0 = Instant::now();
     trainer.step_views(views.clone())?.into_scalar::<f32>();
     let first_step_s = t0.elapsed().as_secs_f64();
+    peak.sample(device);
     for _ in 0..a.warmup {
         trainer.step_views(views.clone())?;
     }
     trainer.step_views(views.clone())?.into_scalar::<f32>();
+    peak.sample(device);
     let t = Instant::now();
     let mut last = None;
     for _ in 0..a.steps {
@@ -192,6 +222,7 @@ fn time_steps(plan: &Plan, device: &Device, a: &BenchArgs) -> Result<StepTiming>
         l.into_scalar::<f32>();
     }
     let secs = t.elapsed().as_secs_f64();
+    peak.sample(device);
 
     if a.step_only {
         return Ok(StepTiming {
@@ -200,6 +231,7 @@ fn time_steps(plan: &Plan, device: &Device, a: &BenchArgs) -> Result<StepTiming>
             first_step_s,
             ema_ms: f64::NAN,
             enqueue_ms: f64::NAN,
+            device_peak_mb: peak.mb(),
         });
     }
     // The step's bookkeeping on its own.
@@ -227,6 +259,7 @@ fn time_steps(plan: &Plan, device: &Device, a: &BenchArgs) -> Result<StepTiming>
         first_step_s,
         ema_ms,
         enqueue_ms,
+        device_peak_mb: peak.mb(),
     })
 }
 
@@ -282,12 +315,12 @@ fn print_table(rows: &[Row]) {
         return;
     };
     println!(
-        "| backend | augment on | precision | method | backbone | res | batch | images/s (step) | vs first row | step ms | first step s | EMA ms | enqueue ms | augment images/s | end-to-end images/s | end-to-end / step | peak RSS MB |"
+        "| backend | augment on | precision | method | backbone | res | batch | images/s (step) | vs first row | step ms | first step s | EMA ms | enqueue ms | augment images/s | end-to-end images/s | end-to-end / step | peak RSS MB | peak device MB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.2}x | {:.1} | {:.2} | {:.2} | {:.3} | {:.1} | {:.1} | {:.2} | {:.0} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.2}x | {:.1} | {:.2} | {:.2} | {:.3} | {:.1} | {:.1} | {:.2} | {:.0} | {} |",
             r.backend,
             r.augment_on,
             r.precision,
@@ -304,7 +337,9 @@ fn print_table(rows: &[Row]) {
             r.augment_images_per_s,
             r.end_to_end_images_per_s,
             r.end_to_end_vs_step,
-            r.peak_rss_mb
+            r.peak_rss_mb,
+            r.device_peak_mb
+                .map_or_else(|| "-".to_string(), |m| format!("{m:.0}")),
         );
     }
 }
@@ -316,7 +351,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
     for &backend in &a.backends {
         backend.available()?;
         let device = backend.device_with(a.precision)?;
-        let step = time_steps(&plan, &device, &a)?;
+        let step = match a.profile_inline {
+            false => time_steps(&plan, &device, &a)?,
+            true => rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()?
+                .install(|| time_steps(&plan, &device, &a))?,
+        };
         let pipelines = match a.step_only {
             true => &[][..],
             false => &a.augment_on[..],
@@ -346,6 +387,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 augment_images_per_s,
                 end_to_end_images_per_s,
                 end_to_end_vs_step: end_to_end_images_per_s / step.images_per_s,
+                device_peak_mb: step.device_peak_mb,
                 peak_rss_mb: peak_rss_mb(),
             };
             if a.json {

@@ -345,6 +345,9 @@ fn bench_prints_a_json_row_per_configuration() {
         assert!(v["images_per_s"].as_f64().unwrap() > 0.0);
         assert!(v["augment_images_per_s"].as_f64().unwrap() > 0.0);
         assert!(v["end_to_end_images_per_s"].as_f64().unwrap() > 0.0);
+        // Device memory is a GPU figure; the CPU's is the process's peak RSS.
+        assert!(v["device_peak_mb"].is_null(), "{v}");
+        assert!(v["peak_rss_mb"].as_f64().unwrap() > 0.0);
     }
 }
 

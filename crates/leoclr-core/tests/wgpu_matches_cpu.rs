@@ -45,6 +45,11 @@ fn wgpu_first_steps_match_cpu() {
             "cpu {c} vs wgpu {g}"
         );
     }
+    // What `leoclr bench` reports as peak device memory: the wgpu allocator says what it holds
+    // after training steps; the CPU backend reports nothing (its memory is the process's).
+    let held = BackendKind::Wgpu.device().memory_pool_usage().unwrap();
+    assert!(held.bytes_reserved >= held.bytes_in_use && held.bytes_reserved > 0);
+    assert!(BackendKind::Cpu.device().memory_pool_usage().is_none());
 }
 
 /// The device augmentation kernels as WGSL on the adapter: the same views as the CPU reference.
