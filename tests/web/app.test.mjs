@@ -117,9 +117,19 @@ try {
   const still = await state();
   check(still.frame > bad.frame - 1 && still.retrieval.query === 'trousers.png', 'app still running, previous query kept');
 
-  // Map.
+  // The uploaded photo in Views: its own two crops drawn on it, the three similarities.
+  await click('tab:Views');
+  const pv = await waitState('the upload in Views', (s) => s.tab === 'Views' && s.views.photo === 'trousers.png' && s.views.boxes.length === 2 && s.views.similarity);
+  const [pw, ph] = pv.views.size;
+  const inPhoto = pv.views.boxes.every(([x, y, w, h]) => x >= 0 && y >= 0 && w > 0 && h > 0 && x + w <= pw + 0.01 && y + h <= ph + 0.01);
+  check(inPhoto && pv.views.similarity.length === 3, `upload in Views: 2 boxes inside its ${pw}x${ph} pixels, similarities ${pv.views.similarity.map((v) => v.toFixed(3)).join(' / ')}`);
+  await page.screenshot({ path: join(out, `${tag}-views-upload.png`) });
+
+  // Map: the upload is a highlighted point among the gallery's.
   await click('tab:Map');
-  await waitState('the map', (s) => s.tab === 'Map');
+  const pm = await waitState('the upload on the map', (s) => s.tab === 'Map' && s.map.photo);
+  const cb = await canvasBox();
+  check(pm.map.photo[0] > 0 && pm.map.photo[1] > 0 && pm.map.photo[0] < cb.width && pm.map.photo[1] < cb.height, `upload on the map at ${pm.map.photo.map((v) => v.toFixed(0)).join(', ')}`);
   await sleep(500);
   await page.screenshot({ path: join(out, `${tag}-map.png`) });
 

@@ -47,6 +47,13 @@ pub struct Sample {
     pub similarity: Option<[f32; 3]>,
 }
 
+impl Sample {
+    /// The photo from outside the dataset this sample shows, by name (`None`: a dataset image).
+    pub fn photo(&self) -> Option<&str> {
+        self.key.photo.as_deref()
+    }
+}
+
 /// The similarities of a sample, embedded on a worker thread.
 struct SimilarityJob {
     key: Key,
@@ -277,13 +284,9 @@ impl ViewsState {
         });
     }
 
-    fn photo_name<'a>(&self, s: &'a Sample) -> Option<&'a str> {
-        s.key.photo.as_deref()
-    }
-
     /// The original with its crop boxes, the three views and their similarities.
     fn show_sample(&self, ui: &mut egui::Ui, s: &Sample, ds: &Dataset) {
-        match self.photo_name(s) {
+        match s.photo() {
             Some(name) => ui.heading(format!("{name} (your image)")),
             None => ui.heading(image_label(ds, self.selected.unwrap_or(0))),
         };

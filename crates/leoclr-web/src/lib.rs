@@ -126,6 +126,14 @@ impl WebApp {
                     .collect()
             })
             .unwrap_or_default();
+        let sample = a.views.sample.as_ref();
+        let views = serde_json::json!({
+            "selected": a.views.selected,
+            "boxes": boxes,
+            "photo": sample.and_then(|s| s.photo()),
+            "size": sample.map(|s| [s.original_size.0, s.original_size.1]),
+            "similarity": sample.and_then(|s| s.similarity),
+        });
         let query = match &a.retrieval.query {
             Some(Query::Index(i)) => serde_json::json!(i),
             Some(Query::File { name, .. }) => serde_json::json!(name),
@@ -148,7 +156,8 @@ impl WebApp {
             "device": a.shared.workspace.device_note,
             "train_device": t.device_name,
             "marks": marks,
-            "views": {"selected": a.views.selected, "boxes": boxes},
+            "views": views,
+            "map": {"photo": a.map.photo.map(|p| [p.x, p.y])},
             "retrieval": {"query": query, "k": a.retrieval.k, "neighbours": neighbours},
             "train": {"steps": t.steps, "losses": losses.len(), "last_loss": losses.last().map(|l| l[1]), "error": t.error},
         });

@@ -52,6 +52,24 @@ pub fn backbone_onnx(
             "ONNX input shape {shape:?}: every fixed axis must be positive"
         )));
     }
+    let g = nodes(backbone)?;
+    let (input_shape, output_shape) = io_shapes(cfg, shape);
+    let mut graph = Msg::new();
+    for n in &g.nodes {
+        graph = graph.msg(f::graph::NODE, n);
+    }
+    graph = graph.string(f::graph::NAME, "leoclr_backbone");
+    for t in &g.initializers {
+        graph = graph.msg(f::graph::INITIALIZER, t);
+    }
+    graph = graph
+        .msg(f::graph::INPUT, &value_info(INPUT, input_shape))
+        .msg(f::graph::OUTPUT, &value_info(OUTPUT, output_shape));
+    Ok(model(&graph, metadata).into_bytes())
+}
+
+/// The forward pass of `ResNet::forward` as nodes, from `INPUT` to `OUTPUT`.
+fn nodes(backbone: &ResNet) -> Result<Graph> {
     let mut g = Graph::default();
     let mut x = g.conv("conv1", &backbone.conv1, INPUT)?;
     x = g.bn("bn1", &backbone.bn1, &x)?;
@@ -78,32 +96,24 @@ pub fn backbone_onnx(
         vec![attr_int("axis", 1)],
         OUTPUT,
     );
+    Ok(g)
+}
 
+/// The input's `[batch, C, H, W]` and the output's `[batch, D]` shapes.
+fn io_shapes(cfg: &ModelConfig, shape: InputShape) -> (Msg, Msg) {
     let batch = |m: Msg| match shape.batch {
         Some(n) => m.msg(f::dim::DIM, &Msg::new().int(f::dim::VALUE, n as i64)),
         None => m.msg(f::dim::DIM, &Msg::new().string(f::dim::PARAM, "batch")),
     };
-    let input_shape = [cfg.in_channels, shape.height, shape.width]
-        .iter()
-        .fold(batch(Msg::new()), |m, &d| {
-            m.msg(f::dim::DIM, &Msg::new().int(f::dim::VALUE, d as i64))
-        });
-    let output_shape = batch(Msg::new()).msg(
-        f::dim::DIM,
-        &Msg::new().int(f::dim::VALUE, cfg.backbone.feature_dim() as i64),
-    );
-    let mut graph = Msg::new();
-    for n in &g.nodes {
-        graph = graph.msg(f::graph::NODE, n);
-    }
-    graph = graph.string(f::graph::NAME, "leoclr_backbone");
-    for t in &g.initializers {
-        graph = graph.msg(f::graph::INITIALIZER, t);
-    }
-    graph = graph
-        .msg(f::graph::INPUT, &value_info(INPUT, input_shape))
-        .msg(f::graph::OUTPUT, &value_info(OUTPUT, output_shape));
+    let dim = |m: Msg, d: usize| m.msg(f::dim::DIM, &Msg::new().int(f::dim::VALUE, d as i64));
+    let input = [cfg.in_channels, shape.height, shape.width]
+        .into_iter()
+        .fold(batch(Msg::new()), dim);
+    let output = dim(batch(Msg::new()), cfg.backbone.feature_dim());
+    (input, output)
+}
 
+fn model(graph: &Msg, metadata: &[(String, String)]) -> Msg {
     let mut model = Msg::new()
         .int(f::model::IR_VERSION, IR_VERSION)
         .string(f::model::PRODUCER_NAME, "leoclr")
@@ -113,7 +123,7 @@ pub fn backbone_onnx(
             "LeOCLR backbone: input the normalised image batch [N, C, H, W] \
              (metadata: mean, std, view_size); output the globally pooled features [N, D].",
         )
-        .msg(f::model::GRAPH, &graph)
+        .msg(f::model::GRAPH, graph)
         .msg(
             f::model::OPSET_IMPORT,
             &Msg::new()
@@ -128,7 +138,7 @@ pub fn backbone_onnx(
                 .string(f::entry::VALUE, v),
         );
     }
-    Ok(model.into_bytes())
+    model
 }
 
 fn value_info(name: &str, shape: Msg) -> Msg {
