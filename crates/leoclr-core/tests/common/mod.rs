@@ -43,7 +43,9 @@ pub fn torch_available() -> bool {
 
 /// Runs a Python command that prints one JSON object; its failure output in the panic.
 pub fn json_of(cmd: &mut Command) -> serde_json::Value {
-    let out = cmd.output().unwrap();
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
