@@ -5,13 +5,22 @@
 # table of images/s (median of the rounds) and the ratio burn / PyTorch. Installs Debian's PyTorch
 # and OpenBLAS (so PyTorch is not held back by the reference BLAS) when missing.
 #
-#   bash scripts/bench-vs-torch.sh            # ROUNDS=3, THREADS=all cores
+#   bash scripts/bench-vs-torch.sh            # ROUNDS=3, THREADS=all cores, release build
+#   PROFILE=dev bash scripts/bench-vs-torch.sh   # the test command's build (dev profile,
+#                                                # dependencies at opt-level 3): 1.5-1.9x slower
+#
+# The release build is a second build of burn (about 45 minutes cold on 2 cores, once); the dev
+# one reuses the test command's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 apt_install python3-torch python3-torchvision python3-numpy libopenblas0-openmp
-cargo build --workspace --all-targets
-B="$CARGO_TARGET_DIR/debug/leoclr"
+PROFILE="${PROFILE:-release}"
+case "$PROFILE" in
+  release) cargo build --release -p leoclr-cli; B="$CARGO_TARGET_DIR/release/leoclr" ;;
+  dev) cargo build --workspace --all-targets; B="$CARGO_TARGET_DIR/debug/leoclr" ;;
+  *) echo "PROFILE is release or dev" >&2; exit 2 ;;
+esac
 PY="${LEOCLR_PYTHON:-/usr/bin/python3}"
 THREADS="${THREADS:-$(nproc)}"
 ROUNDS="${ROUNDS:-3}"
@@ -25,7 +34,7 @@ CONFIGS=(
   "leoclr resnet18 3 32 32 1 3 1"
   "mocov2-asym resnet18 3 32 32 1 3 1"
 )
-echo "burn (flex, dev profile with dependencies at opt-level 3) vs $("$PY" -c 'import torch; print("PyTorch", torch.__version__)'), $THREADS threads, $ROUNDS rounds"
+echo "burn (flex, $PROFILE build) vs $("$PY" -c 'import torch; print("PyTorch", torch.__version__)'), $THREADS threads, $ROUNDS rounds"
 for round in $(seq "$ROUNDS"); do
   for c in "${CONFIGS[@]}"; do
     read -r method backbone channels res batch stem steps warmup <<< "$c"
