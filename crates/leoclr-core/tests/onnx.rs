@@ -13,19 +13,14 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{features_on_random_input, json_of, python, reshape_npy, script, trained_encoder};
+use common::{
+    features_on_random_input, json_of, python, python_has, reshape_npy, script, trained_encoder,
+};
 use leoclr_core::Backbone;
 use leoclr_core::onnx::{InputShape, backbone_onnx};
 
 fn onnx_available() -> bool {
-    let ok = Command::new(python())
-        .args(["-c", "import onnx, torch, numpy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok && std::env::var("LEOCLR_REQUIRE_TORCH").is_ok_and(|v| v == "1") {
-        panic!("python3-onnx / python3-torch are missing (scripts/test.sh installs them)");
-    }
-    ok
+    python_has("onnx, torch, numpy", "python3-onnx / python3-torch")
 }
 
 fn ort_python() -> Option<String> {

@@ -184,6 +184,22 @@ fn pads(p: &PaddingConfig2d, what: &str) -> Result<[usize; 4]> {
     }
 }
 
+/// The sliding-window attributes Conv and MaxPool share.
+fn window(
+    name: &str,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: &PaddingConfig2d,
+    dilation: [usize; 2],
+) -> Result<Vec<Msg>> {
+    Ok(vec![
+        attr_ints("kernel_shape", &kernel),
+        attr_ints("strides", &stride),
+        attr_ints("pads", &pads(padding, name)?),
+        attr_ints("dilations", &dilation),
+    ])
+}
+
 fn values<const D: usize>(t: Tensor<D>, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
     let dims = t.dims().to_vec();
     let v = t
@@ -246,13 +262,8 @@ impl Graph {
             inputs.push(self.initializer(&format!("{name}.bias"), b.val())?);
         }
         let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        let attrs = vec![
-            attr_ints("kernel_shape", &c.kernel_size),
-            attr_ints("strides", &c.stride),
-            attr_ints("pads", &pads(&c.padding, name)?),
-            attr_ints("dilations", &c.dilation),
-            attr_int("group", c.groups as i64),
-        ];
+        let mut attrs = window(name, c.kernel_size, c.stride, &c.padding, c.dilation)?;
+        attrs.push(attr_int("group", c.groups as i64));
         Ok(self.node(name, "Conv", &refs, attrs))
     }
 
@@ -275,13 +286,8 @@ impl Graph {
     }
 
     fn maxpool(&mut self, name: &str, p: &MaxPool2d, x: &str) -> Result<String> {
-        let attrs = vec![
-            attr_ints("kernel_shape", &p.kernel_size),
-            attr_ints("strides", &p.stride),
-            attr_ints("pads", &pads(&p.padding, name)?),
-            attr_ints("dilations", &p.dilation),
-            attr_int("ceil_mode", p.ceil_mode as i64),
-        ];
+        let mut attrs = window(name, p.kernel_size, p.stride, &p.padding, p.dilation)?;
+        attrs.push(attr_int("ceil_mode", p.ceil_mode as i64));
         Ok(self.node(name, "MaxPool", &[x], attrs))
     }
 

@@ -30,15 +30,21 @@ pub fn python() -> String {
     })
 }
 
-pub fn torch_available() -> bool {
+/// Whether Debian's interpreter imports `modules` (comma-separated); with
+/// `LEOCLR_REQUIRE_TORCH=1` (set by scripts/test.sh) their absence panics naming `packages`.
+pub fn python_has(modules: &str, packages: &str) -> bool {
     let ok = Command::new(python())
-        .args(["-c", "import torch, torchvision"])
+        .args(["-c", &format!("import {modules}")])
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok && std::env::var("LEOCLR_REQUIRE_TORCH").is_ok_and(|v| v == "1") {
-        panic!("python3-torch / python3-torchvision are missing (scripts/test.sh installs them)");
+        panic!("{packages} are missing (scripts/test.sh installs them)");
     }
     ok
+}
+
+pub fn torch_available() -> bool {
+    python_has("torch, torchvision", "python3-torch / python3-torchvision")
 }
 
 /// Runs a Python command that prints one JSON object; its failure output in the panic.
