@@ -7,7 +7,10 @@
 # Build here (no GPU needed), carry the binary, run there:
 #   cargo build --release -p leoclr-cli --features autotune,fusion,persistence[,vulkan]
 #   bash scripts/gpu-bench.sh path/to/leoclr OUT_DIR [backends]
-# Rows go to OUT_DIR/bench.jsonl (one JSON object per line), the log to OUT_DIR/bench.log.
+# Rows go to OUT_DIR/bench.jsonl (one JSON object per line, each with a `devices` field), the log
+# to OUT_DIR/bench.log. DEVICES=1,2,4 adds data-parallel rows (`leoclr train --devices N`'s step on
+# that many GPUs, docs/scaling.md); the default 1 adds none. For CUDA's collectives build with
+# `--features cuda` and pass `cuda` as the backend.
 set -uo pipefail
 BIN="${1:?path to a release leoclr binary}"
 OUT="${2:?output directory}"
@@ -39,4 +42,12 @@ for precision in f32 bf16; do
     done
   done
 done
+DEVICES="${DEVICES:-1}"
+if [ "$DEVICES" != "1" ]; then
+  for cfg in "resnet18 32 256" "resnet50 224 256"; do
+    set -- $cfg
+    run "devices $DEVICES" --backends "$BACKENDS" --devices "$DEVICES" --method leoclr \
+      --backbone "$1" --res "$2" --batch "$3" --channels 3 --queue 4096 --steps 20 --warmup 5
+  done
+fi
 echo "rows: $(wc -l < "$OUT/bench.jsonl")"

@@ -618,6 +618,12 @@ fn numeric_rows(ui: &mut egui::Ui, spec: &mut RunSpec, limit: &mut usize) {
         "shuffle-BN splits",
         egui::DragValue::new(&mut s.bn_splits).range(1..=64),
     );
+    // Data-parallel replicas (docs/scaling.md); on the CPU backend they share the one device.
+    row(
+        ui,
+        "devices",
+        egui::DragValue::new(&mut s.devices).range(1..=64),
+    );
     row(ui, "seed", egui::DragValue::new(&mut s.seed));
 }
 

@@ -67,6 +67,12 @@ pub struct BenchArgs {
     /// slower than the default pool: for profiles, not for figures.
     #[arg(long)]
     pub profile_inline: bool,
+    /// Device counts to measure data-parallel steps on (e.g. 1,2): the step on a host batch of
+    /// `--batch` images split over that many devices of each backend (views uploaded each step,
+    /// for every count alike), instead of the step and pipeline figures. The CPU backend's
+    /// replicas share its one device.
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<usize>,
     /// One JSON object per configuration instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -78,6 +84,8 @@ pub struct BenchArgs {
 #[derive(Serialize, Debug, Clone)]
 pub struct Row {
     pub backend: String,
+    /// Devices the step ran on (data-parallel above 1).
+    pub devices: usize,
     /// Where the end-to-end run made its views: cpu (loader threads) or device.
     pub augment_on: String,
     /// Float type the model computes in.
@@ -263,6 +271,52 @@ fn time_steps(plan: &Plan, device: &Device, a: &BenchArgs) -> Result<StepTiming>
     })
 }
 
+/// Data-parallel steps on `devices` devices of `backend`: a host batch each step (its shards
+/// uploaded by each replica), timed after warm-up.
+fn time_devices(
+    plan: &Plan,
+    backend: BackendKind,
+    devices: usize,
+    a: &BenchArgs,
+) -> Result<StepTiming> {
+    let mut spec = plan.spec.clone();
+    spec.backend = backend;
+    spec.devices = devices;
+    spec.bn_splits = 1;
+    let plan = plan.with_spec(spec)?;
+    let mut session = plan.session(&plan.device())?;
+    let batch = Batch::synthetic(a.batch, plan.sets.train.channels, a.res, 0);
+    let step = |session: &mut Session| -> Result<Tensor<1>> { Ok(session.step_batch(&batch)?) };
+    let t0 = Instant::now();
+    step(&mut session)?.into_scalar::<f32>();
+    let first_step_s = t0.elapsed().as_secs_f64();
+    for _ in 0..a.warmup {
+        step(&mut session)?;
+    }
+    step(&mut session)?.into_scalar::<f32>();
+    let t = Instant::now();
+    let mut last = None;
+    for _ in 0..a.steps {
+        last = Some(step(&mut session)?);
+    }
+    if let Some(l) = last {
+        l.into_scalar::<f32>();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let mut peak = DevicePeak::default();
+    for d in plan.devices() {
+        peak.sample(&d);
+    }
+    Ok(StepTiming {
+        images_per_s: (a.steps * a.batch) as f64 / secs,
+        step_ms: 1000.0 * secs / a.steps as f64,
+        first_step_s,
+        ema_ms: f64::NAN,
+        enqueue_ms: f64::NAN,
+        device_peak_mb: peak.mb(),
+    })
+}
+
 /// Views alone through the pipeline `on`, then real data through it into training steps:
 /// (augment images/s, end-to-end images/s).
 fn time_end_to_end(plan: &Plan, device: &Device, on: AugmentOn) -> Result<(f64, f64)> {
@@ -315,13 +369,14 @@ fn print_table(rows: &[Row]) {
         return;
     };
     println!(
-        "| backend | augment on | precision | method | backbone | res | batch | images/s (step) | vs first row | step ms | first step s | EMA ms | enqueue ms | augment images/s | end-to-end images/s | end-to-end / step | peak RSS MB | peak device MB |"
+        "| backend | devices | augment on | precision | method | backbone | res | batch | images/s (step) | vs first row | step ms | first step s | EMA ms | enqueue ms | augment images/s | end-to-end images/s | end-to-end / step | peak RSS MB | peak device MB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.2}x | {:.1} | {:.2} | {:.2} | {:.3} | {:.1} | {:.1} | {:.2} | {:.0} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.2}x | {:.1} | {:.2} | {:.2} | {:.3} | {:.1} | {:.1} | {:.2} | {:.0} | {} |",
             r.backend,
+            r.devices,
             r.augment_on,
             r.precision,
             r.method,
@@ -348,6 +403,39 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let plan = Plan::with_sets(spec(&a), Sets::train_only(open_data(&a)?))?;
     let method = plan.config.method;
     let mut rows: Vec<Row> = Vec::new();
+    if !a.devices.is_empty() {
+        for &backend in &a.backends {
+            backend.available()?;
+            for &d in &a.devices {
+                let step = time_devices(&plan, backend, d, &a)?;
+                let row = Row {
+                    backend: backend.to_string(),
+                    devices: d,
+                    augment_on: "host batch".into(),
+                    precision: a.precision.to_string(),
+                    method: method.label().into(),
+                    backbone: a.model.backbone.to_string(),
+                    res: a.res,
+                    batch: a.batch,
+                    images_per_s: step.images_per_s,
+                    step_ms: step.step_ms,
+                    first_step_s: step.first_step_s,
+                    ema_ms: step.ema_ms,
+                    enqueue_ms: step.enqueue_ms,
+                    augment_images_per_s: f64::NAN,
+                    end_to_end_images_per_s: f64::NAN,
+                    end_to_end_vs_step: f64::NAN,
+                    device_peak_mb: step.device_peak_mb,
+                    peak_rss_mb: peak_rss_mb(),
+                };
+                if a.json {
+                    println!("{}", serde_json::to_string(&row)?);
+                }
+                rows.push(row);
+            }
+        }
+        return finish(&a, &rows);
+    }
     for &backend in &a.backends {
         backend.available()?;
         let device = backend.device_with(a.precision)?;
@@ -373,6 +461,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             };
             let row = Row {
                 backend: backend.to_string(),
+                devices: 1,
                 augment_on: on.map_or("none".into(), ToString::to_string),
                 precision: a.precision.to_string(),
                 method: method.label().into(),
@@ -396,11 +485,15 @@ pub fn run(a: BenchArgs) -> Result<()> {
             rows.push(row);
         }
     }
+    finish(&a, &rows)
+}
+
+fn finish(a: &BenchArgs, rows: &[Row]) -> Result<()> {
     if let Some(path) = &a.out {
-        std::fs::write(path, serde_json::to_string_pretty(&rows)?)?;
+        std::fs::write(path, serde_json::to_string_pretty(rows)?)?;
     }
     if !a.json {
-        print_table(&rows);
+        print_table(rows);
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ pub struct TrainArgs {
     pub spec: RunSpec,
     /// Continue the run in this directory (or checkpoint file) from its last checkpoint, with its
     /// recorded settings; --epochs (more, to extend it), --data, --test-data, --bank-data,
-    /// --workers, --eval-every and --backend may change.
+    /// --workers, --eval-every, --backend and --devices may change.
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Replace a run already in --out (by default a new run refuses such a directory).
@@ -40,7 +40,7 @@ pub fn argv() -> Vec<String> {
 
 /// The settings a resumed run may change (the ids of `ResumeChanges`' fields), and the flags
 /// that only say how to drive the command.
-const RESUME_MAY_CHANGE: [&str; 7] = [
+const RESUME_MAY_CHANGE: [&str; 8] = [
     "epochs",
     "data",
     "test_data",
@@ -48,6 +48,7 @@ const RESUME_MAY_CHANGE: [&str; 7] = [
     "workers",
     "eval_every",
     "backend",
+    "devices",
 ];
 const DRIVING: [&str; 3] = ["resume", "no_baseline", "max_steps"];
 
@@ -61,7 +62,7 @@ fn resume_changes(a: &TrainArgs, given: &[String]) -> Result<ResumeChanges> {
             "--{} cannot change when resuming: the run keeps its recorded method, model, batch, \
              learning rate, queue, temperature, momentum, augmentation, seed and directory (a \
              resume may change --epochs, --data, --test-data, --bank-data, --workers, \
-             --eval-every and --backend)",
+             --eval-every, --backend and --devices)",
             id.replace('_', "-")
         );
     }
@@ -75,6 +76,7 @@ fn resume_changes(a: &TrainArgs, given: &[String]) -> Result<ResumeChanges> {
         workers: s.data.workers,
         eval_every: has("eval_every").then_some(s.eval_every),
         backend: has("backend").then_some(s.backend),
+        devices: has("devices").then_some(s.devices),
     })
 }
 
@@ -101,7 +103,7 @@ fn open(a: &TrainArgs, given: &[String]) -> Result<Run> {
 fn print_summary(run: &Run) {
     let (train, t) = (&run.plan.sets.train, run.trainer());
     println!(
-        "{} on {} ({} images, {}x{}x{}), {:?} backbone, {} params, backend {}, {} epochs of {} steps",
+        "{} on {} ({} images, {}x{}x{}), {:?} backbone, {} params, backend {}{}, {} epochs of {} steps",
         t.config.method.label(),
         train.name,
         train.len(),
@@ -111,6 +113,10 @@ fn print_summary(run: &Run) {
         t.config.model.backbone,
         burn::module::Module::num_params(&t.online),
         run.spec().backend,
+        match run.session.devices() {
+            1 => String::new(),
+            n => format!(" on {n} devices"),
+        },
         t.config.epochs,
         t.steps_per_epoch
     );

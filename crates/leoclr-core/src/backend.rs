@@ -96,6 +96,30 @@ impl BackendKind {
     }
 }
 
+impl BackendKind {
+    /// `n` devices of this backend for data-parallel training: the first `n` GPUs of a GPU
+    /// runtime (`DiscreteGpu(i)` for wgpu and vulkan, `cuda(i)`); for the CPU backend, which has a
+    /// single device, `n` handles to it (replicas sharing the CPU: the synchronisation is the same,
+    /// the speed is not).
+    pub fn devices(self, n: usize) -> Vec<Device> {
+        if n <= 1 {
+            return vec![self.device()];
+        }
+        (0..n)
+            .map(|i| match self {
+                Self::Cpu => Device::flex(),
+                Self::Wgpu => Device::wgpu(DeviceKind::DiscreteGpu(i)),
+                #[cfg(feature = "vulkan")]
+                Self::Vulkan => Device::vulkan(DeviceKind::DiscreteGpu(i)),
+                #[cfg(feature = "cuda")]
+                Self::Cuda => Device::cuda(i),
+                #[allow(unreachable_patterns)]
+                _ => Device::flex(),
+            })
+            .collect()
+    }
+}
+
 /// The float type a device computes in. Reduced precision is the whole model (weights, EMA,
 /// queue), not autocast: for measuring kernel speed, not yet a training recommendation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

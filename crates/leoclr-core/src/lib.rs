@@ -23,6 +23,7 @@ pub mod index;
 pub mod infer;
 pub mod loss;
 pub mod onnx;
+pub mod parallel;
 pub mod queue;
 pub mod resnet;
 pub mod run;

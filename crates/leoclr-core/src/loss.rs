@@ -57,7 +57,6 @@ pub fn objective(
 ) -> crate::Result<(Tensor<1>, Tensor<2>)> {
     let l =
         |a: &Tensor<2>, b: &Tensor<2>| info_nce(a.clone(), b.clone(), queue.clone(), temperature);
-    let cat = |a: &Tensor<2>, b: &Tensor<2>| Tensor::cat(vec![a.clone(), b.clone()], 0);
     let (qv, kv) = views_needed(method);
     let missing = || {
         crate::Error::Config(format!(
@@ -67,25 +66,54 @@ pub fn objective(
     };
     let [q1, q2, qo] = q;
     let [k1, k2, ko] = k;
-    Ok(match method {
+    let loss = match method {
         Method::Leoclr {
             original_branch: OriginalBranch::Key,
         } => match (q1, q2, ko) {
-            (Some(q1), Some(q2), Some(ko)) => (l(q1, ko) + l(q2, ko), ko.clone()),
+            (Some(q1), Some(q2), Some(ko)) => l(q1, ko) + l(q2, ko),
             _ => return Err(missing()),
         },
         Method::Leoclr {
             original_branch: OriginalBranch::Query,
         } => match (qo, k1, k2) {
-            (Some(qo), Some(k1), Some(k2)) => (l(qo, k1) + l(qo, k2), cat(k1, k2)),
+            (Some(qo), Some(k1), Some(k2)) => l(qo, k1) + l(qo, k2),
             _ => return Err(missing()),
         },
         Method::Mocov2 { symmetric: true } => match (q1, q2, k1, k2) {
-            (Some(q1), Some(q2), Some(k1), Some(k2)) => (l(q1, k2) + l(q2, k1), cat(k1, k2)),
+            (Some(q1), Some(q2), Some(k1), Some(k2)) => l(q1, k2) + l(q2, k1),
             _ => return Err(missing()),
         },
         Method::Mocov2 { symmetric: false } => match (q1, k2) {
-            (Some(q1), Some(k2)) => (l(q1, k2), k2.clone()),
+            (Some(q1), Some(k2)) => l(q1, k2),
+            _ => return Err(missing()),
+        },
+    };
+    Ok((loss, enqueue_keys(method, k)?))
+}
+
+/// The keys a step of `method` enqueues, from its key views: k(o) for LeOCLR with the original
+/// through the key encoder, k(c2) for asymmetric MoCo-v2, k(c1) then k(c2) (view-major) for the
+/// two-key methods. Data-parallel training calls it on the keys gathered from every device, so
+/// the queue receives the global batch in the order one device would enqueue it.
+pub fn enqueue_keys(method: Method, k: &[Option<Tensor<2>>; 3]) -> crate::Result<Tensor<2>> {
+    let [k1, k2, ko] = k;
+    let missing = || {
+        crate::Error::Config(format!(
+            "{} needs key views {:?} (0 crop 1, 1 crop 2, 2 original)",
+            method.label(),
+            views_needed(method).1
+        ))
+    };
+    Ok(match method {
+        Method::Leoclr {
+            original_branch: OriginalBranch::Key,
+        } => ko.clone().ok_or_else(missing)?,
+        Method::Mocov2 { symmetric: false } => k2.clone().ok_or_else(missing)?,
+        Method::Leoclr {
+            original_branch: OriginalBranch::Query,
+        }
+        | Method::Mocov2 { symmetric: true } => match (k1, k2) {
+            (Some(k1), Some(k2)) => Tensor::cat(vec![k1.clone(), k2.clone()], 0),
             _ => return Err(missing()),
         },
     })

@@ -9,6 +9,7 @@ use leoclr_data::{AugmentConfig, Dataset, Loader, LoaderConfig};
 use web_time::Instant;
 
 use crate::augment_device::{DeviceBatch, DeviceEpoch, DeviceImages};
+use crate::parallel::Replicas;
 use crate::trainer::Trainer;
 use crate::{Error, Result};
 
@@ -88,6 +89,8 @@ pub struct Session {
     pub read_loss: ReadLoss,
     epoch: Option<EpochProgress>,
     last_loss: Option<Tensor<1>>,
+    /// Data-parallel training: the replicas beside `trainer` (replica 0), or none.
+    replicas: Option<Replicas>,
 }
 
 impl Session {
@@ -107,7 +110,25 @@ impl Session {
             read_loss: ReadLoss::Every(10),
             epoch: None,
             last_loss: None,
+            replicas: None,
         }
+    }
+
+    /// Trains data-parallel with these replicas beside the session's trainer (views from the
+    /// CPU loader only: a device feed holds the dataset on one device).
+    pub fn with_replicas(mut self, replicas: Replicas) -> Result<Self> {
+        if matches!(self.feed, Feed::Device(_)) {
+            return Err(Error::Config(
+                "training on several devices makes its views on the CPU (--augment-on cpu)".into(),
+            ));
+        }
+        self.replicas = Some(replicas);
+        Ok(self)
+    }
+
+    /// How many devices train (1 without replicas).
+    pub fn devices(&self) -> usize {
+        self.replicas.as_ref().map_or(1, Replicas::count)
     }
 
     pub fn dataset(&self) -> &Arc<Dataset> {
@@ -125,6 +146,9 @@ impl Session {
         for i in 0..batches.min(per_epoch) {
             let b = Loader::batch(&self.train, &self.aug, &self.loader, usize::MAX, i)?;
             self.trainer.warm_queue(&b);
+        }
+        if let Some(r) = &mut self.replicas {
+            r.copy_queue(&self.trainer);
         }
         Ok(())
     }
@@ -176,9 +200,10 @@ impl Session {
         };
         let lr = t.lr();
         ep.lr = lr;
-        let (n, loss) = match fed? {
-            Fed::Host(b) => (b.len(), t.step(&b)?),
-            Fed::Device(b) => (b.len(), t.step_views(b.views)?),
+        let (n, loss) = match (fed?, self.replicas.as_mut()) {
+            (Fed::Host(b), Some(r)) => (b.len(), r.step(t, &b)?),
+            (Fed::Host(b), None) => (b.len(), t.step(&b)?),
+            (Fed::Device(b), _) => (b.len(), t.step_views(b.views)?),
         };
         ep.images += n;
         ep.steps += 1;
@@ -212,6 +237,15 @@ impl Session {
         }))
     }
 
+    /// One optimisation step on a given host batch, outside any epoch (benchmarks): on every
+    /// replica when the session has them.
+    pub fn step_batch(&mut self, batch: &leoclr_data::Batch) -> Result<Tensor<1>> {
+        match self.replicas.as_mut() {
+            Some(r) => r.step(&mut self.trainer, batch),
+            None => self.trainer.step(batch),
+        }
+    }
+
     /// The last step's loss as a device tensor, for a caller that reads it itself.
     pub fn take_loss(&mut self) -> Option<Tensor<1>> {
         self.last_loss.take()
@@ -240,6 +274,9 @@ impl Session {
         let complete = steps == self.trainer.steps_per_epoch;
         if complete {
             self.trainer.epoch += 1;
+            for t in self.replicas.iter_mut().flat_map(|r| r.others.iter_mut()) {
+                t.epoch += 1;
+            }
         }
         EpochStats {
             epoch: epoch + 1,

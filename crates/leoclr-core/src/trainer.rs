@@ -28,6 +28,20 @@ pub struct Trainer {
     /// Epochs completed.
     pub epoch: usize,
     pub steps_per_epoch: usize,
+    /// The query encoder's BatchNorm over this many contiguous sub-batches (1: the whole batch).
+    /// Not a setting: the single-device stand-in for the per-device query statistics of
+    /// data-parallel training, which the equivalence tests step beside it.
+    pub query_splits: usize,
+}
+
+/// Contiguous shards `[n r / parts, n (r + 1) / parts)` of a batch of `n`, at most `n / 2` of them
+/// so that each holds two images for its BatchNorm statistics: the query sub-batches of
+/// data-parallel training (shard `r` on device `r`).
+pub fn shards(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
+    let parts = parts.clamp(1, (n / 2).max(1));
+    (0..parts)
+        .map(|r| n * r / parts..n * (r + 1) / parts)
+        .collect()
 }
 
 /// Shuffle-BN's sub-batches for one key view: a seeded permutation of `0..n` cut into `splits`
@@ -92,6 +106,7 @@ impl Trainer {
             step: 0,
             epoch: 0,
             steps_per_epoch,
+            query_splits: 1,
         })
     }
 
@@ -154,6 +169,25 @@ impl Trainer {
         Tensor::cat(parts, 0).select(0, index(&inverse))
     }
 
+    /// Queries of one view; with [`Self::query_splits`] > 1, each contiguous shard through the
+    /// encoder alone (its own BatchNorm statistics), rows in order.
+    fn query_forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let n = x.dims()[0];
+        let parts = shards(n, self.query_splits);
+        if parts.len() <= 1 {
+            return self.online.forward(x);
+        }
+        let dims = x.dims();
+        let outs = parts
+            .into_iter()
+            .map(|r| {
+                self.online
+                    .forward(x.clone().slice([r, 0..dims[1], 0..dims[2], 0..dims[3]]))
+            })
+            .collect();
+        Tensor::cat(outs, 0)
+    }
+
     /// Fills the queue with keys of real images (the key encoder on the originals) instead of the
     /// random unit vectors it starts with. With random negatives the loss starts low and climbs
     /// while real keys replace them; after this it is comparable from the first step (what a live
@@ -192,9 +226,9 @@ impl Trainer {
         [0, 1, 2].map(|i| q.contains(&i) || k.contains(&i))
     }
 
-    /// One optimisation step on views already on the device (crop 1, crop 2, original as
-    /// normalised NCHW; only those in [`Self::views_needed`] are read).
-    pub fn step_views(&mut self, views: [Option<Tensor<4>>; 3]) -> Result<Tensor<1>> {
+    /// The batch size of a step's views, after checking that the method's views are all there
+    /// and of one size, with at least two images.
+    pub(crate) fn batch_len(&self, views: &[Option<Tensor<4>>; 3]) -> Result<usize> {
         let needed = self.views_needed();
         let mut n = None;
         for i in 0..3 {
@@ -215,11 +249,18 @@ impl Trainer {
                 (None, false) => {}
             }
         }
-        if n.unwrap_or(0) < 2 {
-            return Err(Error::Config(
+        match n {
+            Some(n) if n >= 2 => Ok(n),
+            _ => Err(Error::Config(
                 "a training batch needs at least 2 images".into(),
-            ));
+            )),
         }
+    }
+
+    /// One optimisation step on views already on the device (crop 1, crop 2, original as
+    /// normalised NCHW; only those in [`Self::views_needed`] are read).
+    pub fn step_views(&mut self, views: [Option<Tensor<4>>; 3]) -> Result<Tensor<1>> {
+        self.batch_len(&views)?;
         let m = self.ema_momentum();
         let lr = self.lr();
         self.key = ema_update(self.key.clone(), &self.online, m);
@@ -235,7 +276,7 @@ impl Trainer {
         }
         for (i, v) in views.into_iter().enumerate() {
             if let Some(v) = v.filter(|_| q_views.contains(&i)) {
-                q[i] = Some(self.online.forward(v));
+                q[i] = Some(self.query_forward(v));
             }
         }
         let (loss, keys) = objective(

@@ -149,6 +149,14 @@ fn load_encoder_bytes(
 /// Writes `dir/checkpoint.leoclr` atomically.
 pub fn save(dir: &Path, trainer: &Trainer, run: &RunMeta) -> Result<PathBuf> {
     let path = dir.join(FILE_NAME);
+    let bytes = state_bytes(&path, trainer, run)?;
+    write_atomic(&path, &bytes)?;
+    Ok(path)
+}
+
+/// A whole training state as the bytes of a checkpoint file (`path` only names it in errors):
+/// what `save` writes, and how data-parallel training copies a trainer onto another device.
+pub fn state_bytes(path: &Path, trainer: &Trainer, run: &RunMeta) -> Result<Vec<u8>> {
     let meta = Meta {
         config: trainer.config.clone(),
         epoch: trainer.epoch,
@@ -165,12 +173,12 @@ pub fn save(dir: &Path, trainer: &Trainer, run: &RunMeta) -> Result<PathBuf> {
     // is shared) so the record holds the latest values rather than ones lagging an update.
     let _ = trainer.online.valid();
     let _ = trainer.key.valid();
-    let online = record_bytes(trainer.online.clone(), &path)?;
-    let key = record_bytes(trainer.key.clone(), &path)?;
+    let online = record_bytes(trainer.online.clone(), path)?;
+    let key = record_bytes(trainer.key.clone(), path)?;
     let optim = trainer
         .optim
         .into_bytes()
-        .map_err(|e| err(&path, format!("cannot serialise optimiser: {e}")))?
+        .map_err(|e| err(path, format!("cannot serialise optimiser: {e}")))?
         .to_vec();
     let queue: Vec<u8> = trainer
         .queue
@@ -178,9 +186,7 @@ pub fn save(dir: &Path, trainer: &Trainer, run: &RunMeta) -> Result<PathBuf> {
         .iter()
         .flat_map(|v| v.to_le_bytes())
         .collect();
-    let bytes = encode(&meta, &[&online, &key, &optim, &queue])?;
-    write_atomic(&path, &bytes)?;
-    Ok(path)
+    encode(&meta, &[&online, &key, &optim, &queue])
 }
 
 /// Temporary file in the same directory, fsync, rename: the old checkpoint survives any failure.
@@ -262,8 +268,16 @@ pub fn load_encoder_from_bytes(
 
 /// Restores a whole run to continue training on `device`.
 pub fn load_trainer(path: &Path, device: &Device) -> Result<(Trainer, Meta)> {
-    let (meta, sections) = read(path)?;
     let file = file_of(path);
+    let bytes =
+        std::fs::read(&file).map_err(|e| err(&file, format!("cannot read checkpoint: {e}")))?;
+    trainer_from_bytes(&file, &bytes, device)
+}
+
+/// `load_trainer` on checkpoint bytes in memory (`file` only names them in errors).
+pub fn trainer_from_bytes(file: &Path, bytes: &[u8], device: &Device) -> Result<(Trainer, Meta)> {
+    let (meta, sections) = decode_checked(file, bytes)?;
+    let file = file.to_path_buf();
     if sections.len() != 4 {
         return Err(err(
             &file,
@@ -330,8 +344,20 @@ pub fn load_trainer(path: &Path, device: &Device) -> Result<(Trainer, Meta)> {
         step: meta.step,
         epoch: meta.epoch,
         steps_per_epoch: meta.steps_per_epoch,
+        query_splits: 1,
     };
     Ok((trainer, meta))
+}
+
+/// A copy of a whole training state on another device, through the bytes of a checkpoint (same
+/// weights, optimiser state, queue, counters and parameter ids): data-parallel replicas, made the
+/// same way for a fresh and a resumed run, whatever device count the run had before.
+pub fn replicate(trainer: &Trainer, device: &Device) -> Result<Trainer> {
+    let name = Path::new("replica");
+    let bytes = state_bytes(name, trainer, &RunMeta::default())?;
+    let (mut copy, _) = trainer_from_bytes(name, &bytes, device)?;
+    copy.config = trainer.config.clone();
+    Ok(copy)
 }
 
 /// Loads only the query (online) encoder, for evaluation and embedding, on a plain device.

@@ -144,6 +144,8 @@ pub struct ResumeChanges {
     pub workers: Option<usize>,
     pub eval_every: Option<usize>,
     pub backend: Option<crate::BackendKind>,
+    /// Another device count: replicas are copies of the checkpoint's one state.
+    pub devices: Option<usize>,
 }
 
 impl ResumeChanges {
@@ -163,6 +165,7 @@ impl ResumeChanges {
         d.workers = self.workers.or(d.workers);
         spec.eval_every = self.eval_every.unwrap_or(spec.eval_every);
         spec.backend = self.backend.unwrap_or(spec.backend);
+        spec.devices = self.devices.unwrap_or(spec.devices);
         Ok(())
     }
 }

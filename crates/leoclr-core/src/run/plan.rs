@@ -14,6 +14,7 @@ use super::meta::RunMeta;
 use super::spec::{RunSpec, augment};
 use crate::augment_device::{AugmentOn, DeviceImages};
 use crate::config::{Method, ModelConfig, TrainConfig};
+use crate::parallel::{GradReduce, Replicas};
 use crate::session::{Feed, Session};
 use crate::trainer::Trainer;
 use crate::{Error, Result};
@@ -106,6 +107,33 @@ pub fn view_size(ds: &Dataset, size: Option<usize>) -> Result<usize> {
     })
 }
 
+/// Settings of a data-parallel run that cannot work, refused before anything starts.
+fn check_devices(spec: &RunSpec) -> Result<()> {
+    let n = spec.devices;
+    let why = if n == 0 || n > 64 {
+        format!("--devices {n}: between 1 and 64")
+    } else if n == 1 {
+        return Ok(());
+    } else if spec.batch < 2 * n {
+        format!(
+            "--devices {n} needs a batch of at least {} (two images a device for BatchNorm), not {}",
+            2 * n,
+            spec.batch
+        )
+    } else if spec.augment_on == AugmentOn::Device {
+        format!("--devices {n} makes its views on the CPU: use --augment-on cpu")
+    } else if spec.bn_splits != 1 && spec.bn_splits != n {
+        format!(
+            "--devices {n} shuffles BatchNorm across the devices: --bn-splits must be 1 or {n}, \
+             not {}",
+            spec.bn_splits
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Error::Config(why))
+}
+
 /// Everything a run needs before its first step, derived from a [`RunSpec`].
 #[derive(Clone)]
 pub struct Plan {
@@ -157,6 +185,7 @@ impl Plan {
             bn_splits: spec.bn_splits,
         };
         config.validate()?;
+        check_devices(&spec)?;
         let mut loader = LoaderConfig::train(spec.batch, spec.seed);
         if let Some(w) = spec.data.workers {
             loader.workers = w.max(1);
@@ -194,9 +223,14 @@ impl Plan {
         Self::with_sets(spec, self.sets.clone())
     }
 
-    /// The plain (inference) device of the spec's backend.
+    /// The plain (inference) device of the spec's backend (the first of a data-parallel run).
     pub fn device(&self) -> Device {
-        self.spec.backend.device()
+        self.devices().swap_remove(0)
+    }
+
+    /// Every device the run trains on.
+    pub fn devices(&self) -> Vec<Device> {
+        self.spec.backend.devices(self.spec.devices)
     }
 
     /// A fresh trainer (seeded weights, random queue) on `device`, ready to step.
@@ -220,13 +254,28 @@ impl Plan {
                 &trainer.device,
             )?)),
         };
-        Ok(Session::new(
+        let replicas = match self.spec.devices {
+            0 | 1 => None,
+            _ => {
+                let others = self.devices()[1..]
+                    .iter()
+                    .map(|d| super::checkpoint::replicate(&trainer, d))
+                    .collect::<Result<Vec<_>>>()?;
+                let reduce = GradReduce::for_backend(self.spec.backend);
+                Some(Replicas::new(&trainer, others, reduce)?)
+            }
+        };
+        let session = Session::new(
             trainer,
             self.sets.train.clone(),
             self.aug.clone(),
             self.loader.clone(),
             feed,
-        ))
+        );
+        match replicas {
+            Some(r) => session.with_replicas(r),
+            None => Ok(session),
+        }
     }
 
     /// What a checkpoint of this plan records besides the tensors.

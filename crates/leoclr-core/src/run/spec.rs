@@ -315,6 +315,11 @@ pub struct RunSpec {
     pub bn_splits: usize,
     #[cfg_attr(feature = "clap", arg(long, default_value_t = RunSpec::default().seed))]
     pub seed: u64,
+    /// Data-parallel training on this many devices of the backend (one replica and worker
+    /// thread each, a shard of every batch; keys gathered, shuffle-BN across devices). On the
+    /// CPU backend the replicas share the one CPU device. See docs/scaling.md.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = RunSpec::default().devices))]
+    pub devices: usize,
     /// cpu (burn flex) or wgpu (Vulkan/Metal/DX12); vulkan and cuda in builds with those features.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = RunSpec::default().backend))]
     pub backend: BackendKind,
@@ -369,6 +374,7 @@ impl Default for RunSpec {
             aug: None,
             bn_splits: 1,
             seed: 0,
+            devices: 1,
             backend: BackendKind::Cpu,
             out: PathBuf::from("runs/leoclr"),
             eval_every: 0,
