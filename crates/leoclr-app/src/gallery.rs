@@ -19,6 +19,10 @@ pub struct Gallery {
     pub features: Vec<f32>,
     pub labels: Vec<Option<u32>>,
     map: Option<(Option<Pca2>, Vec<[f32; 2]>)>,
+    /// The exact scan, or an HNSW graph for a large gallery (native: built with the embeddings
+    /// from `EXACT_BELOW` images, or the one an opened index saved).
+    #[cfg(not(target_arch = "wasm32"))]
+    searcher: leoclr_core::ann::Searcher,
 }
 
 impl Gallery {
@@ -42,6 +46,18 @@ impl Gallery {
         )?;
         let mut features = f.data;
         normalize_rows(&mut features, f.dim);
+        #[cfg(not(target_arch = "wasm32"))]
+        let searcher = {
+            use leoclr_core::ann::{AnnIndex, AnnParams, EXACT_BELOW, Searcher};
+            match f.labels.len() >= EXACT_BELOW {
+                true => Searcher::Approximate(Box::new(AnnIndex::build(
+                    &features,
+                    f.dim,
+                    AnnParams::default(),
+                )?)),
+                false => Searcher::Exact,
+            }
+        };
         Ok(Self {
             model_id,
             dataset,
@@ -49,6 +65,8 @@ impl Gallery {
             features,
             labels: f.labels,
             map: None,
+            #[cfg(not(target_arch = "wasm32"))]
+            searcher,
         })
     }
 
@@ -75,7 +93,37 @@ impl Gallery {
             features,
             labels,
             map: None,
+            #[cfg(not(target_arch = "wasm32"))]
+            searcher: leoclr_core::ann::Searcher::Exact,
         })
+    }
+
+    /// Searches through `searcher` (an opened index's HNSW graph) instead of the exact scan.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn with_searcher(mut self, searcher: leoclr_core::ann::Searcher) -> Self {
+        self.searcher = searcher;
+        self
+    }
+
+    /// The `k` rows nearest to a feature (any length; normalised here), best first, as (row,
+    /// cosine); `exclude` leaves one row out.
+    pub fn search(&self, feature: &[f32], k: usize, exclude: Option<usize>) -> Vec<(usize, f32)> {
+        let mut q = feature.to_vec();
+        normalize_rows(&mut q, self.dim);
+        #[cfg(not(target_arch = "wasm32"))]
+        return self
+            .searcher
+            .search(&self.features, self.dim, &q, k, exclude);
+        #[cfg(target_arch = "wasm32")]
+        leoclr_core::infer::nearest(&self.features, self.dim, &q, k, exclude)
+    }
+
+    /// "exact" or "approximate (HNSW, ef 64)", for the panel.
+    pub fn search_kind(&self) -> String {
+        #[cfg(not(target_arch = "wasm32"))]
+        return self.searcher.describe();
+        #[cfg(target_arch = "wasm32")]
+        "exact".into()
     }
 
     pub fn len(&self) -> usize {

@@ -3,7 +3,7 @@
 
 use eframe::egui;
 use leoclr_core::eval::Output;
-use leoclr_core::infer::{embed_views, model_input, nearest};
+use leoclr_core::infer::{embed_views, model_input};
 use leoclr_data::ImageU8;
 
 use crate::jobs::Job;
@@ -32,6 +32,8 @@ pub struct Results {
     pub neighbours: Vec<(usize, f32)>,
     /// Neighbours sharing the query's label, when the query has one.
     pub precision: Option<f32>,
+    /// How the neighbours were found: "exact", or "approximate (HNSW, ...)" on a large gallery.
+    pub search: String,
     query_tex: Option<egui::TextureHandle>,
 }
 
@@ -138,7 +140,7 @@ impl RetrievalState {
             (_, Some(f)) => (f, None, None),
             _ => return,
         };
-        let neighbours = nearest(&g.features, g.dim, &feature, self.k, exclude);
+        let neighbours = g.search(&feature, self.k, exclude);
         let precision = label.map(|l| {
             let same = neighbours
                 .iter()
@@ -150,9 +152,27 @@ impl RetrievalState {
             key,
             neighbours,
             precision,
+            search: g.search_kind(),
             query_tex: tex,
         });
     }
+}
+
+/// How many neighbours, how they were searched, and how many share the query's label.
+fn result_summary(ui: &mut egui::Ui, r: &Results) {
+    ui.label(format!(
+        "{} nearest neighbours ({} search)",
+        r.neighbours.len(),
+        r.search
+    ));
+    match r.precision {
+        Some(p) => ui.label(format!(
+            "precision@{}: {:.0}% share the query's label",
+            r.neighbours.len(),
+            100.0 * p
+        )),
+        None => ui.label("the query has no label: precision@k not defined"),
+    };
 }
 
 impl Panel for RetrievalState {
@@ -222,15 +242,7 @@ impl Panel for RetrievalState {
                 }
                 None => {}
             });
-            ui.label(format!("{} nearest neighbours", r.neighbours.len()));
-            match r.precision {
-                Some(p) => ui.label(format!(
-                    "precision@{}: {:.0}% share the query's label",
-                    r.neighbours.len(),
-                    100.0 * p
-                )),
-                None => ui.label("the query has no label: precision@k not defined"),
-            };
+            result_summary(ui, r);
             ui.separator();
             egui::ScrollArea::vertical()
                 .id_salt("neighbours")

@@ -95,7 +95,7 @@ impl Workspace {
     /// its order) and its features as the gallery, without embedding anything again. On failure
     /// the old state stays.
     pub fn open_index(&mut self, dir: &Path) -> Result<String> {
-        let index = leoclr_core::index::EmbedIndex::open(dir)?;
+        let mut index = leoclr_core::index::EmbedIndex::open(dir)?;
         let info = &index.info;
         let mut m = LoadedModel::load(&info.checkpoint, &self.device)?;
         m.aug = info.augment.clone();
@@ -119,7 +119,10 @@ impl Workspace {
             });
         }
         let ds = Arc::new(ds.subset(&ids));
-        let gallery = Gallery::from_parts(m.id, ds.clone(), info.dim, index.features.clone())?;
+        let searcher = std::mem::replace(&mut index.searcher, leoclr_core::ann::Searcher::Exact);
+        let info = &index.info;
+        let gallery = Gallery::from_parts(m.id, ds.clone(), info.dim, index.features.clone())?
+            .with_searcher(searcher);
         let summary = format!(
             "opened index {} ({} images of {}, {})",
             dir.display(),

@@ -510,12 +510,18 @@ fn an_embed_index_opens_with_its_model_data_and_features() {
     let rows: Vec<usize> = (0..12).filter(|&i| i != 7).collect();
     // Feature row r points along axis r (distinct, easy to recognise after normalisation).
     let mut w = NpyWriter::create(&index.path().join(FEATURES_FILE), rows.len(), dim).unwrap();
+    let mut unit = Vec::new();
     for r in 0..rows.len() {
         let mut f = vec![0.0f32; dim];
         f[r] = 2.0;
         w.write_rows(&f).unwrap();
+        f[r] = 1.0;
+        unit.extend(f);
     }
     w.finish().unwrap();
+    // With the HNSW graph `embed --ann on` saves: the gallery searches through it.
+    let ann = leoclr_core::ann::AnnIndex::build(&unit, dim, Default::default()).unwrap();
+    let ann = ann.save(index.path()).unwrap();
     let mut meta = String::from("index\tname\tlabel\n");
     for &i in &rows {
         meta.push_str(&format!("{i}\ttrain#{i}\t{}\n", i % 4));
@@ -532,6 +538,7 @@ fn an_embed_index_opens_with_its_model_data_and_features() {
         split: "train".into(),
         skipped: vec!["train#7: unreadable".into()],
         projections: false,
+        ann: Some(ann),
     };
     std::fs::write(
         index.path().join(INFO_FILE),
@@ -553,6 +560,10 @@ fn an_embed_index_opens_with_its_model_data_and_features() {
         .expect("the index's features are the gallery");
     assert_eq!(g.len(), 11);
     assert_eq!(&g.features[3 * dim..3 * dim + 4], &[0.0, 0.0, 0.0, 1.0]);
+    assert_eq!(g.search_kind(), "approximate (HNSW, ef 64)");
+    let q = g.row(3).to_vec();
+    assert_eq!(g.search(&q, 1, None)[0].0, 3);
+    assert_eq!(g.search(&q, 1, Some(3)).len(), 1);
     // A broken index is a message, and the state stays.
     std::fs::write(index.path().join(METADATA_FILE), "index\tname\tlabel\n").unwrap();
     h.get_by_label("Load model").click();

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::bench::BenchArgs;
+use crate::bench_ann::BenchAnnArgs;
 use crate::compare::CompareArgs;
 use crate::embed_cmd::EmbedArgs;
 use crate::eval_cmd::EvalArgs;
@@ -34,6 +35,9 @@ pub enum Command {
     Compare(CompareArgs),
     /// Measure training-step and end-to-end throughput per backend.
     Bench(BenchArgs),
+    /// Approximate (HNSW) against exact nearest-neighbour search: recall, time per query, build
+    /// time and memory, on an embedding index or synthetic vectors.
+    BenchAnn(BenchAnnArgs),
     /// Write the first N train / M test images of an IDX dataset as a new IDX dataset (how the bundled
     /// assets/fashion-mnist-subset was made).
     Subset(SubsetArgs),

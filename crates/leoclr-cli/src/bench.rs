@@ -402,40 +402,10 @@ fn print_table(rows: &[Row]) {
 pub fn run(a: BenchArgs) -> Result<()> {
     let plan = Plan::with_sets(spec(&a), Sets::train_only(open_data(&a)?))?;
     let method = plan.config.method;
-    let mut rows: Vec<Row> = Vec::new();
     if !a.devices.is_empty() {
-        for &backend in &a.backends {
-            backend.available()?;
-            for &d in &a.devices {
-                let step = time_devices(&plan, backend, d, &a)?;
-                let row = Row {
-                    backend: backend.to_string(),
-                    devices: d,
-                    augment_on: "host batch".into(),
-                    precision: a.precision.to_string(),
-                    method: method.label().into(),
-                    backbone: a.model.backbone.to_string(),
-                    res: a.res,
-                    batch: a.batch,
-                    images_per_s: step.images_per_s,
-                    step_ms: step.step_ms,
-                    first_step_s: step.first_step_s,
-                    ema_ms: step.ema_ms,
-                    enqueue_ms: step.enqueue_ms,
-                    augment_images_per_s: f64::NAN,
-                    end_to_end_images_per_s: f64::NAN,
-                    end_to_end_vs_step: f64::NAN,
-                    device_peak_mb: step.device_peak_mb,
-                    peak_rss_mb: peak_rss_mb(),
-                };
-                if a.json {
-                    println!("{}", serde_json::to_string(&row)?);
-                }
-                rows.push(row);
-            }
-        }
-        return finish(&a, &rows);
+        return finish(&a, &device_rows(&plan, &a)?);
     }
+    let mut rows: Vec<Row> = Vec::new();
     for &backend in &a.backends {
         backend.available()?;
         let device = backend.device_with(a.precision)?;
@@ -486,6 +456,42 @@ pub fn run(a: BenchArgs) -> Result<()> {
         }
     }
     finish(&a, &rows)
+}
+
+/// A row per backend and device count: data-parallel steps on host batches.
+fn device_rows(plan: &Plan, a: &BenchArgs) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for &backend in &a.backends {
+        backend.available()?;
+        for &d in &a.devices {
+            let step = time_devices(plan, backend, d, a)?;
+            let row = Row {
+                backend: backend.to_string(),
+                devices: d,
+                augment_on: "host batch".into(),
+                precision: a.precision.to_string(),
+                method: plan.config.method.label().into(),
+                backbone: a.model.backbone.to_string(),
+                res: a.res,
+                batch: a.batch,
+                images_per_s: step.images_per_s,
+                step_ms: step.step_ms,
+                first_step_s: step.first_step_s,
+                ema_ms: step.ema_ms,
+                enqueue_ms: step.enqueue_ms,
+                augment_images_per_s: f64::NAN,
+                end_to_end_images_per_s: f64::NAN,
+                end_to_end_vs_step: f64::NAN,
+                device_peak_mb: step.device_peak_mb,
+                peak_rss_mb: peak_rss_mb(),
+            };
+            if a.json {
+                println!("{}", serde_json::to_string(&row)?);
+            }
+            rows.push(row);
+        }
+    }
+    Ok(rows)
 }
 
 fn finish(a: &BenchArgs, rows: &[Row]) -> Result<()> {

@@ -9,13 +9,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use clap::Args;
+use leoclr_core::ann::{AnnIndex, AnnInfo, AnnParams, EXACT_BELOW};
 use leoclr_core::eval::Output;
 use leoclr_core::index::{
     FEATURES_FILE, INFO_FILE, IndexInfo, METADATA_FILE, PROJECTIONS_FILE, tsv_field,
 };
-use leoclr_core::infer::{embed_views, model_input};
+use leoclr_core::infer::{embed_views, model_input, normalize_rows};
 use leoclr_core::run::view_size;
-use leoclr_data::formats::npy::NpyWriter;
+use leoclr_data::formats::npy::{self, NpyWriter};
 use leoclr_data::{Dataset, DatasetFormat, DatasetSpec, ImageU8, Split};
 
 use crate::export::WhichEncoder;
@@ -55,6 +56,40 @@ pub struct EmbedArgs {
     pub overwrite: bool,
     #[arg(long, default_value = "embeddings")]
     pub out: PathBuf,
+    /// Save an HNSW graph for approximate search beside the features: auto (from 20,000
+    /// images, where the exact scan starts to cost), on, off. `retrieve` and the app use it.
+    #[arg(long, value_enum, default_value_t = AnnMode::Auto)]
+    pub ann: AnnMode,
+    /// HNSW candidates per query (recall against speed; 64 gave recall@10 0.9999 on
+    /// Fashion-MNIST).
+    #[arg(long, default_value_t = AnnParams::default().ef_search)]
+    pub ef_search: usize,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnnMode {
+    Auto,
+    On,
+    Off,
+}
+
+/// Builds the HNSW graph over the features written in `dir` and saves it there.
+fn build_graph(dir: &Path, ef_search: usize) -> Result<AnnInfo> {
+    let (_, dim, mut rows) = npy::read_f32_matrix(&dir.join(FEATURES_FILE))?;
+    normalize_rows(&mut rows, dim);
+    let t = std::time::Instant::now();
+    let params = AnnParams {
+        ef_search,
+        ..AnnParams::default()
+    };
+    let ann = AnnIndex::build(&rows, dim, params)?;
+    let info = ann.save(dir)?;
+    eprintln!(
+        "HNSW graph over {} rows built in {:.1} s",
+        info.rows,
+        t.elapsed().as_secs_f64()
+    );
+    Ok(info)
 }
 
 /// The projector's sprite: at most 8192 px a side (its limit), thumbnails up to 64 px.
@@ -306,6 +341,11 @@ pub fn run(a: EmbedArgs) -> Result<()> {
         split: a.split.to_string(),
         skipped: skipped.clone(),
         projections: a.projections,
+        ann: match a.ann {
+            AnnMode::On => Some(build_graph(&tmp, a.ef_search)?),
+            AnnMode::Auto if written >= EXACT_BELOW => Some(build_graph(&tmp, a.ef_search)?),
+            _ => None,
+        },
     };
     std::fs::write(tmp.join(INFO_FILE), serde_json::to_string_pretty(&info)?)?;
     replace_dir(&tmp, &a.out)?;
@@ -323,6 +363,9 @@ fn report(a: &EmbedArgs, info: &IndexInfo, proj_dim: usize) {
     }
     if a.projector {
         extra += ", Embedding Projector files (projector_config.pbtxt)";
+    }
+    if info.ann.is_some() {
+        extra += ", an HNSW graph for approximate search";
     }
     if !info.skipped.is_empty() {
         extra += &format!(

@@ -2,6 +2,7 @@
 
 mod args;
 mod bench;
+mod bench_ann;
 mod compare;
 mod embed_cmd;
 mod eval_cmd;
@@ -33,6 +34,7 @@ fn main() {
         args::Command::Subset(a) => subset::run(a),
         args::Command::Compare(a) => compare::run(a),
         args::Command::Bench(a) => bench::run(a),
+        args::Command::BenchAnn(a) => bench_ann::run(a),
         args::Command::Export(a) => export::run(a),
         args::Command::Embed(a) => embed_cmd::run(a),
         args::Command::Retrieve(a) => retrieve_cmd::run(a),

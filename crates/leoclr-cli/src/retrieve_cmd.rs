@@ -32,6 +32,9 @@ pub struct RetrieveArgs {
     /// One JSON object per query instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Scan every row even when the index has an HNSW graph (exact, slower on large indexes).
+    #[arg(long)]
+    pub exact: bool,
 }
 
 #[derive(Serialize)]
@@ -65,11 +68,15 @@ fn print_hits(
         })
         .collect();
     if json {
-        let obj = serde_json::json!({ "query": q, "neighbours": rows });
+        let obj = serde_json::json!({
+            "query": q,
+            "search": index.searcher.describe(),
+            "neighbours": rows
+        });
         println!("{}", serde_json::to_string(&obj)?);
         return Ok(());
     }
-    println!("{}:", q.display());
+    println!("{} ({} search):", q.display(), index.searcher.describe());
     for n in &rows {
         let label = match n.label.is_empty() {
             true => String::new(),
@@ -84,7 +91,7 @@ pub fn run(a: RetrieveArgs) -> Result<()> {
     if a.k == 0 {
         bail!("-k must be at least 1");
     }
-    let index = EmbedIndex::open(&a.index)?;
+    let index = EmbedIndex::open_with(&a.index, !a.exact)?;
     let info = &index.info;
     let device = Device::flex();
     let which = match info.encoder.as_str() {

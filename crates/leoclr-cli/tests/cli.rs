@@ -348,7 +348,68 @@ fn bench_prints_a_json_row_per_configuration() {
         // Device memory is a GPU figure; the CPU's is the process's peak RSS.
         assert!(v["device_peak_mb"].is_null(), "{v}");
         assert!(v["peak_rss_mb"].as_f64().unwrap() > 0.0);
+        assert_eq!(v["devices"], 1);
     }
+    // Data-parallel rows: one per device count, the step on a host batch.
+    let out = ok(&[
+        "bench",
+        "--json",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--e2e-batches",
+        "1",
+        "--batch",
+        "8",
+        "--queue",
+        "16",
+        "--small-stem",
+        "false",
+        "--devices",
+        "1,2",
+    ]);
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    for (v, d) in rows.iter().zip([1, 2]) {
+        assert_eq!(v["devices"], d, "{v}");
+        assert!(v["images_per_s"].as_f64().unwrap() > 0.0, "{v}");
+    }
+}
+
+/// `bench-ann` on synthetic vectors: the exact row first, then one row per `ef`, with recall
+/// against the exact scan.
+#[test]
+fn bench_ann_reports_recall_against_the_exact_scan() {
+    let out = ok(&[
+        "bench-ann",
+        "--synthetic",
+        "3000",
+        "--dim",
+        "16",
+        "--queries",
+        "50",
+        "--ef",
+        "32,128",
+        "--json",
+    ]);
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    assert_eq!(rows[0]["search"], "exact scan");
+    assert_eq!(rows[0]["recall_at_k"], 1.0);
+    assert!(rows[2]["search"].as_str().unwrap().contains("ef=128"));
+    assert!(rows[2]["recall_at_k"].as_f64().unwrap() >= 0.9, "{out}");
+    assert!(rows[2]["build_s"].as_f64().unwrap() > 0.0);
+    let out = leoclr(&["bench-ann", "--synthetic", "20", "--queries", "50"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("too few"));
 }
 
 #[test]
@@ -765,6 +826,65 @@ fn paper_settings_and_bn_splits_survive_a_resume() {
     assert_eq!(aug.original_aug, leoclr_data::OriginalAug::Aug);
 }
 
+/// `--devices 2` on the CPU backend (two replicas sharing the CPU): trains, its epoch loss tracks
+/// the one-device run of the same seed, it resumes on one device, and impossible settings are
+/// refused by name before anything runs.
+#[test]
+fn a_data_parallel_run_tracks_one_device_and_resumes_on_another_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |name: &str, extra: &[&str]| {
+        let dir = run_dir(&tmp, name);
+        let mut args = RUN.to_vec();
+        args.extend(["--epochs", "1", "--out", dir.to_str().unwrap()]);
+        args.extend(extra);
+        let args = args.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        (dir, args)
+    };
+    let (one, args) = run("one", &[]);
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (two, args) = run("two", &["--devices", "2"]);
+    let text = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(text.contains("on 2 devices"), "{text}");
+    let loss = |dir: &Path| metrics(dir)[0]["loss"].as_f64().unwrap();
+    let (l1, l2) = (loss(&one), loss(&two));
+    eprintln!("epoch loss: 1 device {l1}, 2 devices {l2}");
+    assert!(
+        (l1 - l2).abs() < 0.05 * l1,
+        "1 device {l1} vs 2 devices {l2}"
+    );
+    ok(&[
+        "train",
+        "--resume",
+        two.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--devices",
+        "1",
+    ]);
+    assert_eq!(metrics(&two).len(), 2);
+    for (extra, says) in [
+        (&["--devices", "0"][..], "between 1 and 64"),
+        (
+            &["--devices", "2", "--augment-on", "device"][..],
+            "--augment-on cpu",
+        ),
+        (
+            &["--devices", "2", "--bn-splits", "4"][..],
+            "--bn-splits must be 1 or 2",
+        ),
+        (&["--devices", "20"][..], "a batch of at least 40"),
+    ] {
+        let (_, args) = run("bad", extra);
+        let out = leoclr(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(says),
+            "{extra:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
 /// A small image folder: two classes of 6 distinct 20x20 RGB images, plus `a/dup.png`, an exact
 /// copy of `b/img3.png`.
 fn image_folder(root: &Path) {
@@ -903,6 +1023,84 @@ fn embed_then_retrieve_on_an_image_folder() {
         &p(&imgs.join("a/img0.png")),
     ]);
     assert_eq!(table.lines().count(), 11, "{table}");
+    assert!(table.contains("(exact search)"), "{table}");
+
+    // With an HNSW graph (`--ann on`; auto only builds one from 20,000 images): the same pair
+    // first, the search says it is approximate, --exact scans; a damaged graph is refused by name.
+    let index3 = tmp.path().join("index3");
+    let out = leoclr(&[
+        "embed",
+        "--checkpoint",
+        &p(&run),
+        "--data",
+        &p(&imgs),
+        "--out",
+        &p(&index3),
+        "--ann",
+        "on",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("HNSW graph"));
+    assert!(index3.join("ann.hnsw.graph").exists() && index3.join("ann.hnsw.data").exists());
+    let (index3_arg, img3) = (p(&index3), p(&imgs.join("b/img3.png")));
+    let query = |extra: &[&str]| {
+        let mut args = vec![
+            "retrieve",
+            "--index",
+            &index3_arg,
+            "--query",
+            &img3,
+            "-k",
+            "2",
+            "--json",
+        ];
+        args.extend(extra);
+        let text = ok(&args);
+        serde_json::from_str::<serde_json::Value>(text.lines().next().unwrap()).unwrap()
+    };
+    for (extra, kind) in [
+        (&[][..], "approximate (HNSW, ef 64)"),
+        (&["--exact"][..], "exact"),
+    ] {
+        let r = query(extra);
+        assert_eq!(r["search"], kind, "{r}");
+        let mut names: Vec<String> = r["neighbours"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                Path::new(h["name"].as_str().unwrap())
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .to_string()
+            })
+            .collect();
+        names.sort();
+        assert_eq!(names, ["dup.png", "img3.png"], "{r}");
+    }
+    let graph = index3.join("ann.hnsw.graph");
+    let mut bytes = std::fs::read(&graph).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&graph, &bytes).unwrap();
+    let out = leoclr(&[
+        "retrieve",
+        "--index",
+        &p(&index3),
+        "--query",
+        &p(&imgs.join("b/img3.png")),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("ann.hnsw.graph") && err.contains("digest") && !err.contains("panicked"),
+        "{err}"
+    );
 
     // A corrupt file: a clear error naming it and nothing left at --out; --skip-bad lists it.
     std::fs::write(imgs.join("a/zz_broken.png"), b"\x89PNG not really").unwrap();

@@ -14,7 +14,9 @@ use leoclr_data::AugmentConfig;
 use leoclr_data::formats::npy;
 use serde::{Deserialize, Serialize};
 
-use crate::infer::{nearest, normalize_rows};
+#[cfg(target_arch = "wasm32")]
+use crate::infer::nearest;
+use crate::infer::normalize_rows;
 use crate::{Error, Result};
 
 pub const FEATURES_FILE: &str = "features.npy";
@@ -41,6 +43,10 @@ pub struct IndexInfo {
     pub skipped: Vec<String>,
     #[serde(default)]
     pub projections: bool,
+    /// The HNSW graph saved beside the features (`embed --ann`), if any.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ann: Option<crate::ann::AnnInfo>,
 }
 
 /// One row of `metadata.tsv`.
@@ -63,10 +69,20 @@ pub struct EmbedIndex {
     /// Unit-length rows `[images, dim]`.
     pub features: Vec<f32>,
     pub rows: Vec<IndexRow>,
+    /// The exact scan, or the index's HNSW graph when it has one.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub searcher: crate::ann::Searcher,
 }
 
 impl EmbedIndex {
+    /// Opens an index, with its HNSW graph when it has one (see [`EmbedIndex::open_with`]).
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with(dir, true)
+    }
+
+    /// Opens an index; `graph`: search through its saved HNSW graph if it has one (false: scan
+    /// every row, exact).
+    pub fn open_with(dir: &Path, graph: bool) -> Result<Self> {
         let info_path = dir.join(INFO_FILE);
         let text = std::fs::read_to_string(&info_path).map_err(|e| Error::Io {
             path: info_path.clone(),
@@ -111,11 +127,22 @@ impl EmbedIndex {
                 rows.len()
             )));
         }
+        #[cfg(not(target_arch = "wasm32"))]
+        let searcher = match (&info.ann, graph) {
+            (Some(a), true) => crate::ann::Searcher::Approximate(Box::new(
+                crate::ann::AnnIndex::load(dir, a, n, dim)?,
+            )),
+            _ => crate::ann::Searcher::Exact,
+        };
+        #[cfg(target_arch = "wasm32")]
+        let _ = graph;
         Ok(Self {
             dir: dir.to_path_buf(),
             info,
             features,
             rows,
+            #[cfg(not(target_arch = "wasm32"))]
+            searcher,
         })
     }
 
@@ -128,6 +155,15 @@ impl EmbedIndex {
                 self.info.dim
             )));
         }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let mut q = query.to_vec();
+            normalize_rows(&mut q, self.info.dim);
+            Ok(self
+                .searcher
+                .search(&self.features, self.info.dim, &q, k, None))
+        }
+        #[cfg(target_arch = "wasm32")]
         Ok(nearest(&self.features, self.info.dim, query, k, None))
     }
 }

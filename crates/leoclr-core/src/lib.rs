@@ -11,6 +11,8 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod ann;
 pub mod augment_device;
 pub mod backend;
 pub mod config;

@@ -133,7 +133,7 @@ impl Replicas {
             ));
         }
         let method = first.config.method;
-        let (q_views, k_views) = views_needed(method);
+        let k_views = views_needed(method).1;
         let parts = shards(n, self.count());
         // Key groups per view: the same seeded shuffle `--bn-splits` uses on one device.
         let groups: [Vec<Vec<usize>>; 3] = [0, 1, 2].map(|v| {
@@ -148,48 +148,20 @@ impl Replicas {
         let mut replicas: Vec<&mut Trainer> = Vec::with_capacity(self.count());
         replicas.push(first);
         replicas.extend(self.others.iter_mut());
-
-        // 1-2: EMA and this device's key groups.
-        let local_keys: Vec<[Option<Tensor<2>>; 3]> = on_each(&mut replicas, |r, t| {
-            t.key = crate::ema::ema_update(t.key.clone(), &t.online, m);
-            [0, 1, 2].map(|v| {
-                groups[v]
-                    .get(r)
-                    .map(|ids| t.key.forward(rows(batch, v, ids, &t.device)).detach())
-            })
-        })?;
-        // 3: every device gets every key, in batch order.
-        let global: Vec<[Option<Tensor<2>>; 3]> = self
-            .devices
-            .iter()
-            .map(|d| [0, 1, 2].map(|v| gather(&local_keys, v, &groups[v], n, d)))
-            .collect();
+        let global = keys(&mut replicas, &self.devices, batch, &groups, m)?;
 
         // 4: queries of this device's shard, its share of the loss, backward.
         let reduce = self.reduce;
         let plain = self.plain.clone();
         let results: Vec<(Option<Tensor<1>>, Option<GradientsParams>)> =
             on_each(&mut replicas, |r, t| -> Result<_> {
-                let mut grads = None;
-                let mut loss = None;
-                if let Some(range) = parts.get(r) {
-                    let ids: Vec<usize> = range.clone().collect();
-                    let q = [0, 1, 2].map(|v| {
-                        q_views
-                            .contains(&v)
-                            .then(|| t.online.forward(rows(batch, v, &ids, &t.device)))
-                    });
-                    let k = global[r].clone().map(|k| {
-                        k.map(|k| {
-                            let d = k.dims()[1];
-                            k.slice([range.clone(), 0..d])
-                        })
-                    });
-                    let (l, _) = objective(method, &q, &k, &t.queue.keys, t.config.temperature)?;
-                    let l = l.mul_scalar(range.len() as f64 / n as f64);
-                    grads = Some(GradientsParams::from_grads(l.backward(), &t.online));
-                    loss = Some(l.detach());
-                }
+                let (loss, mut grads) = match parts.get(r) {
+                    Some(range) => {
+                        let (l, g) = shard_loss(t, batch, range.clone(), &global[r])?;
+                        (Some(l), Some(g))
+                    }
+                    None => (None, None),
+                };
                 if reduce == GradReduce::Collective {
                     let mut g = grads.unwrap_or_default();
                     all_reduce_in_place(&t.online, &mut g, &plain[r], &plain);
@@ -231,6 +203,58 @@ impl Replicas {
             .ok_or_else(|| Error::Config("no replica had images to train on".into()))?;
         Ok(loss)
     }
+}
+
+/// Steps 1-3: the EMA on every replica, each device's key groups through its key encoder,
+/// and every device's keys gathered onto every device in batch order.
+fn keys(
+    replicas: &mut [&mut Trainer],
+    devices: &[Device],
+    batch: &Batch,
+    groups: &[Vec<Vec<usize>>; 3],
+    m: f64,
+) -> Result<Vec<[Option<Tensor<2>>; 3]>> {
+    let local_keys: Vec<[Option<Tensor<2>>; 3]> = on_each(replicas, |r, t| {
+        t.key = crate::ema::ema_update(t.key.clone(), &t.online, m);
+        [0, 1, 2].map(|v| {
+            groups[v]
+                .get(r)
+                .map(|ids| t.key.forward(rows(batch, v, ids, &t.device)).detach())
+        })
+    })?;
+    Ok(devices
+        .iter()
+        .map(|d| [0, 1, 2].map(|v| gather(&local_keys, v, &groups[v], batch.len(), d)))
+        .collect())
+}
+
+/// One replica's part of the loss: the queries of its shard `range` of the batch against the
+/// gathered keys of those images and its queue, weighted by the shard's share of the batch, and
+/// the gradients of that part.
+fn shard_loss(
+    t: &Trainer,
+    batch: &Batch,
+    range: std::ops::Range<usize>,
+    global: &[Option<Tensor<2>>; 3],
+) -> Result<(Tensor<1>, GradientsParams)> {
+    let method = t.config.method;
+    let q_views = views_needed(method).0;
+    let ids: Vec<usize> = range.clone().collect();
+    let q = [0, 1, 2].map(|v| {
+        q_views
+            .contains(&v)
+            .then(|| t.online.forward(rows(batch, v, &ids, &t.device)))
+    });
+    let k = global.clone().map(|k| {
+        k.map(|k| {
+            let d = k.dims()[1];
+            k.slice([range.clone(), 0..d])
+        })
+    });
+    let (l, _) = objective(method, &q, &k, &t.queue.keys, t.config.temperature)?;
+    let l = l.mul_scalar(range.len() as f64 / batch.len() as f64);
+    let grads = GradientsParams::from_grads(l.backward(), &t.online);
+    Ok((l.detach(), grads))
 }
 
 /// Runs `f` on every replica at once, a scoped thread each (replica 0 on the calling thread).
