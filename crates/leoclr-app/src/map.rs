@@ -1,6 +1,8 @@
 //! Map panel: the embeddings projected on their first two principal components, one dot per image
 //! coloured by label, and the photo dropped or uploaded (once embedded) as a ringed marker on the
-//! same axes. Hovering shows the image; clicking opens it in Retrieval.
+//! same axes. Hovering shows the image; clicking opens it in Retrieval. Scrolling zooms about
+//! the pointer, dragging pans, "Fit all" goes back; zoomed in far enough that few points are on screen, the points
+//! are drawn as their thumbnails (as the Embedding Projector does).
 
 use eframe::egui::{self, Color32, Pos2, Rect};
 use leoclr_data::Dataset;
@@ -30,19 +32,90 @@ pub fn color(label: Option<u32>) -> Color32 {
     }
 }
 
-#[derive(Default)]
+/// At most this many points on screen are drawn as thumbnails (each a texture).
+pub const MAX_THUMBS: usize = 120;
+
 pub struct MapState {
     pub hovered: Option<usize>,
     /// Screen positions of the points in the last frame (for hit tests and tests).
     pub screen: Vec<Pos2>,
     /// Where the photo from outside the dataset was drawn in the last frame.
     pub photo: Option<Pos2>,
+    /// Magnification (1: every point fits) and pan in screen pixels.
+    pub zoom: f32,
+    pub pan: egui::Vec2,
+    /// Points drawn as thumbnails in the last frame (0: dots).
+    pub thumbnails: usize,
+}
+
+impl Default for MapState {
+    fn default() -> Self {
+        Self {
+            hovered: None,
+            screen: Vec::new(),
+            photo: None,
+            zoom: 1.0,
+            pan: egui::Vec2::ZERO,
+            thumbnails: 0,
+        }
+    }
+}
+
+/// A fitted position seen through the zoom and pan about the frame's centre.
+pub fn view(p: Pos2, centre: Pos2, zoom: f32, pan: egui::Vec2) -> Pos2 {
+    centre + (p - centre) * zoom + pan
 }
 
 impl MapState {
     /// Where point `i` was drawn in the last frame.
     pub fn point_pos(&self, i: usize) -> Option<Pos2> {
         self.screen.get(i).copied()
+    }
+
+    /// Scroll (or pinch) zooms about the pointer, a drag pans.
+    fn navigate(&mut self, ui: &egui::Ui, resp: &egui::Response, centre: Pos2) {
+        self.pan += resp.drag_delta();
+        let Some(cursor) = resp.hover_pos() else {
+            return;
+        };
+        let (scroll, pinch) = ui.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta()));
+        let factor = (scroll / 200.0).exp() * pinch;
+        if (factor - 1.0).abs() > 1e-4 {
+            let z = (self.zoom * factor).clamp(1.0, 200.0);
+            // The fitted point under the pointer stays under it.
+            self.pan = (cursor - centre) - (cursor - centre - self.pan) * (z / self.zoom);
+            self.zoom = z;
+        }
+    }
+
+    /// The points as thumbnails when few enough are on screen; returns how many were drawn.
+    fn draw_thumbnails(
+        &self,
+        ui: &egui::Ui,
+        painter: &egui::Painter,
+        shared: &mut Shared,
+        ds: &std::sync::Arc<Dataset>,
+        rect: Rect,
+    ) -> usize {
+        let visible: Vec<usize> = (0..self.screen.len())
+            .filter(|&i| rect.contains(self.screen[i]))
+            .collect();
+        if self.zoom <= 1.0 || visible.is_empty() || visible.len() > MAX_THUMBS {
+            return 0;
+        }
+        let side = (4.0 * self.zoom).clamp(20.0, 56.0);
+        for &i in &visible {
+            if let Some(t) = shared.thumbs.get(ui.ctx(), ds, i) {
+                let r = Rect::from_center_size(self.screen[i], egui::vec2(side, side));
+                painter.image(
+                    t.id(),
+                    r,
+                    Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
+                    Color32::WHITE,
+                );
+            }
+        }
+        visible.len()
     }
 }
 
@@ -117,26 +190,46 @@ impl Panel for MapState {
                 self.side(ui, shared, &ds, pts.len(), placed.as_ref())
             });
         egui::CentralPanel::default().show(ui, |ui| {
-            let (rect, resp) = ui.allocate_exact_size(ui.available_size(), egui::Sense::click());
+            ui.horizontal_wrapped(|ui| {
+                if ui.button("Fit all").clicked() {
+                    (self.zoom, self.pan) = (1.0, egui::Vec2::ZERO);
+                }
+                ui.weak("scroll to zoom, drag to pan; zoomed in, points show their images");
+            });
+            let (rect, resp) =
+                ui.allocate_exact_size(ui.available_size(), egui::Sense::click_and_drag());
+            self.navigate(ui, &resp, rect.center());
             // The photo is laid out with the points, so it stays inside the frame too.
             let mut all = pts.clone();
             all.extend(placed.as_ref().map(|p| p.1));
-            let mut screen = layout(&all, rect.shrink(12.0));
+            let (zoom, pan) = (self.zoom, self.pan);
+            let mut screen: Vec<Pos2> = layout(&all, rect.shrink(12.0))
+                .into_iter()
+                .map(|p| view(p, rect.center(), zoom, pan))
+                .collect();
             self.photo = placed.as_ref().and_then(|_| screen.pop());
             self.screen = screen;
             let painter = ui.painter_at(rect);
             painter.rect_filled(rect, 4.0, ui.visuals().extreme_bg_color);
-            for (p, l) in self.screen.iter().zip(&labels) {
-                painter.circle_filled(*p, 2.5, color(*l));
+            self.thumbnails = self.draw_thumbnails(ui, &painter, shared, &ds, rect);
+            if self.thumbnails == 0 {
+                for (p, l) in self.screen.iter().zip(&labels) {
+                    painter.circle_filled(*p, 2.5, color(*l));
+                }
             }
             if let Some(p) = self.photo {
                 let strong = ui.visuals().strong_text_color();
                 painter.circle_stroke(p, 9.0, egui::Stroke::new(2.5, strong));
                 painter.circle_filled(p, 4.0, strong);
             }
+            let radius = match self.thumbnails {
+                0 => 8.0,
+                _ => (2.0 * self.zoom).clamp(10.0, 28.0),
+            };
             self.hovered = resp
                 .hover_pos()
-                .and_then(|pos| nearest_point(&self.screen, pos, 8.0));
+                .filter(|p| rect.contains(*p))
+                .and_then(|pos| nearest_point(&self.screen, pos, radius));
             if let Some(i) = self.hovered {
                 painter.circle_stroke(
                     self.screen[i],
@@ -196,5 +289,12 @@ mod tests {
         assert!(s[1].y < s[0].y, "y grows upwards");
         assert_eq!(nearest_point(&s, s[1] + egui::vec2(1.0, 1.0), 8.0), Some(1));
         assert_eq!(nearest_point(&s, Pos2::new(500.0, 500.0), 8.0), None);
+        // Zoom and pan about the centre: the centre moves only by the pan.
+        let c = rect.center();
+        assert_eq!(
+            view(c, c, 5.0, egui::vec2(3.0, -2.0)),
+            c + egui::vec2(3.0, -2.0)
+        );
+        assert_eq!(view(s[1], c, 2.0, egui::Vec2::ZERO), c + (s[1] - c) * 2.0);
     }
 }

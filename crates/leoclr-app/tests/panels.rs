@@ -363,7 +363,7 @@ fn retrieval_by_click_and_drop_then_map() {
     h.get_by_label("image 5 · 1").click();
     h.run();
     h.get_by_label("query: image 5 · 1");
-    h.get_by_label("10 nearest neighbours");
+    h.get_by_label("10 nearest neighbours (exact search)");
     let r = h.state().retrieval.results.as_ref().unwrap();
     assert_eq!(r.neighbours.len(), 10);
     assert!(r.neighbours.iter().all(|(j, _)| *j != 5));
@@ -395,7 +395,7 @@ fn retrieval_by_click_and_drop_then_map() {
             .is_some_and(|r| r.precision.is_none())
     });
     h.get_by_label(&format!("query: {} (40x30)", png.display()));
-    h.get_by_label("10 nearest neighbours");
+    h.get_by_label("10 nearest neighbours (exact search)");
     h.get_by_label("the query has no label: precision@k not defined");
     // The photo is in Views too: its two crops inside its own bounds, the three views and, with
     // the model, the three similarities.
@@ -446,6 +446,38 @@ fn retrieval_by_click_and_drop_then_map() {
     // The dropped photo, placed on the same axes, ringed.
     assert!(h.state().map.photo.is_some());
     h.get_by_label(&format!("ringed: {} (your image)", png.display()));
+    // Dots at first; zoomed in on a point, few enough are on screen to draw their thumbnails.
+    assert_eq!(h.state().map.thumbnails, 0);
+    let target = h.state().map.point_pos(7).unwrap();
+    h.hover_at(target);
+    for _ in 0..12 {
+        h.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Point,
+            delta: egui::vec2(0.0, 120.0),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Wheel,
+            modifiers: Default::default(),
+        });
+        h.run();
+    }
+    let m = &h.state().map;
+    assert!(m.zoom > 4.0, "zoom {}", m.zoom);
+    assert!(
+        m.thumbnails > 0 && m.thumbnails < 40,
+        "{} thumbnails",
+        m.thumbnails
+    );
+    // The point under the pointer stayed there.
+    let moved = m.point_pos(7).unwrap().distance(target);
+    assert!(moved < 2.0, "point 7 moved {moved} px while zooming on it");
+    // "Fit all" shows every point again, as dots.
+    h.get_by_label("Fit all").click();
+    h.run();
+    assert_eq!((h.state().map.zoom, h.state().map.thumbnails), (1.0, 0));
+    h.get_by_label("Retrieval").click();
+    h.run();
+    h.get_by_label("Map").click();
+    h.run();
     let pos = h.state().map.point_pos(7).unwrap();
     h.hover_at(pos);
     h.run();
