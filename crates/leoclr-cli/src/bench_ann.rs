@@ -26,6 +26,12 @@ pub struct BenchAnnArgs {
     /// Width of the synthetic vectors.
     #[arg(long, default_value_t = 512)]
     pub dim: usize,
+    /// Intrinsic dimension of the synthetic vectors: clusters in a `latent`-dimensional space,
+    /// mapped into `dim` by a fixed random linear map, plus a little noise (embeddings lie near a
+    /// low-dimensional surface); 0: clusters with isotropic noise in all `dim` dimensions, where
+    /// distances concentrate and a graph search has little to go on.
+    #[arg(long, default_value_t = 32)]
+    pub latent: usize,
     /// Queries, held out of the graph (the last rows of the index; more synthetic vectors).
     #[arg(long, default_value_t = 1000)]
     pub queries: usize,
@@ -70,15 +76,31 @@ fn rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// `n` unit vectors around 1000 seeded centres (noise half the centres' scale): structure like
-/// embeddings have, which uniform random vectors lack.
-fn synthetic(n: usize, dim: usize) -> Vec<f32> {
+/// `n` vectors around 1000 seeded cluster centres, noise half the centres' scale: in a
+/// `latent`-dimensional space mapped into `dim` by a fixed random matrix (plus noise of 0.05 in
+/// every dimension), or, with `latent` 0, directly in `dim` dimensions.
+fn synthetic(n: usize, dim: usize, latent: usize) -> Vec<f32> {
     let mut rng = Rng::new(17);
-    let centres: Vec<f32> = (0..1000 * dim).map(|_| rng.normal() as f32).collect();
+    let d = if latent == 0 { dim } else { latent };
+    let centres: Vec<f32> = (0..1000 * d).map(|_| rng.normal() as f32).collect();
+    let map: Vec<f32> = (0..dim * latent)
+        .map(|_| rng.normal() as f32 / (latent as f32).sqrt())
+        .collect();
     let mut v = Vec::with_capacity(n * dim);
+    let mut z = vec![0f32; d];
     for _ in 0..n {
         let c = rng.below(1000) as usize;
-        v.extend((0..dim).map(|j| centres[c * dim + j] + 0.5 * rng.normal() as f32));
+        for (j, zj) in z.iter_mut().enumerate() {
+            *zj = centres[c * d + j] + 0.5 * rng.normal() as f32;
+        }
+        if latent == 0 {
+            v.extend_from_slice(&z);
+            continue;
+        }
+        for row in map.chunks_exact(latent) {
+            let x: f32 = row.iter().zip(&z).map(|(a, b)| a * b).sum();
+            v.push(x + 0.05 * rng.normal() as f32);
+        }
     }
     v
 }
@@ -87,7 +109,7 @@ fn synthetic(n: usize, dim: usize) -> Vec<f32> {
 fn vectors(a: &BenchAnnArgs) -> Result<(usize, usize, Vec<f32>)> {
     let (n, dim, mut data) = match (&a.index, a.synthetic) {
         (Some(dir), None) => npy::read_f32_matrix(&dir.join(FEATURES_FILE))?,
-        (None, Some(n)) => (n, a.dim, synthetic(n, a.dim)),
+        (None, Some(n)) => (n, a.dim, synthetic(n, a.dim, a.latent)),
         _ => bail!("give --index DIR or --synthetic N"),
     };
     normalize_rows(&mut data, dim);
