@@ -95,6 +95,7 @@ impl Workspace {
     /// its order) and its features as the gallery, without embedding anything again. On failure
     /// the old state stays.
     pub fn open_index(&mut self, dir: &Path) -> Result<String> {
+        #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
         let mut index = leoclr_core::index::EmbedIndex::open(dir)?;
         let info = &index.info;
         let mut m = LoadedModel::load(&info.checkpoint, &self.device)?;
@@ -119,10 +120,13 @@ impl Workspace {
             });
         }
         let ds = Arc::new(ds.subset(&ids));
-        let searcher = std::mem::replace(&mut index.searcher, leoclr_core::ann::Searcher::Exact);
-        let info = &index.info;
-        let gallery = Gallery::from_parts(m.id, ds.clone(), info.dim, index.features.clone())?
-            .with_searcher(searcher);
+        let gallery = Gallery::from_parts(m.id, ds.clone(), info.dim, index.features.clone())?;
+        // The index's HNSW graph, when it saved one (native: the browser has no index files).
+        #[cfg(not(target_arch = "wasm32"))]
+        let gallery = gallery.with_searcher(std::mem::replace(
+            &mut index.searcher,
+            leoclr_core::ann::Searcher::Exact,
+        ));
         let summary = format!(
             "opened index {} ({} images of {}, {})",
             dir.display(),
