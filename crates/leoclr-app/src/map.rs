@@ -72,6 +72,16 @@ impl MapState {
         self.screen.get(i).copied()
     }
 
+    /// "Fit all" and how to navigate.
+    fn toolbar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal_wrapped(|ui| {
+            if ui.button("Fit all").clicked() {
+                (self.zoom, self.pan) = (1.0, egui::Vec2::ZERO);
+            }
+            ui.weak("scroll to zoom, drag to pan; zoomed in, points show their images");
+        });
+    }
+
     /// Scroll (or pinch) zooms about the pointer, a drag pans.
     fn navigate(&mut self, ui: &egui::Ui, resp: &egui::Response, centre: Pos2) {
         self.pan += resp.drag_delta();
@@ -190,12 +200,7 @@ impl Panel for MapState {
                 self.side(ui, shared, &ds, pts.len(), placed.as_ref())
             });
         egui::CentralPanel::default().show(ui, |ui| {
-            ui.horizontal_wrapped(|ui| {
-                if ui.button("Fit all").clicked() {
-                    (self.zoom, self.pan) = (1.0, egui::Vec2::ZERO);
-                }
-                ui.weak("scroll to zoom, drag to pan; zoomed in, points show their images");
-            });
+            self.toolbar(ui);
             let (rect, resp) =
                 ui.allocate_exact_size(ui.available_size(), egui::Sense::click_and_drag());
             self.navigate(ui, &resp, rect.center());
@@ -218,9 +223,7 @@ impl Panel for MapState {
                 }
             }
             if let Some(p) = self.photo {
-                let strong = ui.visuals().strong_text_color();
-                painter.circle_stroke(p, 9.0, egui::Stroke::new(2.5, strong));
-                painter.circle_filled(p, 4.0, strong);
+                ring(&painter, p, ui.visuals().strong_text_color());
             }
             let radius = match self.thumbnails {
                 0 => 8.0,
@@ -243,6 +246,12 @@ impl Panel for MapState {
         });
         clicked
     }
+}
+
+/// The marker of the photo from outside the dataset: a ring around a dot.
+fn ring(painter: &egui::Painter, p: Pos2, strong: Color32) {
+    painter.circle_stroke(p, 9.0, egui::Stroke::new(2.5, strong));
+    painter.circle_filled(p, 4.0, strong);
 }
 
 /// Fits the points into `rect` (same scale on both axes, y up).
