@@ -53,7 +53,7 @@ impl Gallery {
                 true => Searcher::Approximate(Box::new(AnnIndex::build(
                     &features,
                     f.dim,
-                    AnnParams::default(),
+                    AnnParams::for_rows(f.labels.len()),
                 )?)),
                 false => Searcher::Exact,
             }

@@ -60,10 +60,10 @@ pub struct EmbedArgs {
     /// images, where the exact scan starts to cost), on, off. `retrieve` and the app use it.
     #[arg(long, value_enum, default_value_t = AnnMode::Auto)]
     pub ann: AnnMode,
-    /// HNSW candidates per query (recall against speed; 64 gave recall@10 0.9999 on
-    /// Fashion-MNIST).
-    #[arg(long, default_value_t = AnnParams::default().ef_search)]
-    pub ef_search: usize,
+    /// HNSW candidates per query, recall against speed (default: 64 up to 200,000 images, 256
+    /// above; see docs/performance.md).
+    #[arg(long)]
+    pub ef_search: Option<usize>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,14 +74,12 @@ pub enum AnnMode {
 }
 
 /// Builds the HNSW graph over the features written in `dir` and saves it there.
-fn build_graph(dir: &Path, ef_search: usize) -> Result<AnnInfo> {
-    let (_, dim, mut rows) = npy::read_f32_matrix(&dir.join(FEATURES_FILE))?;
+fn build_graph(dir: &Path, ef_search: Option<usize>) -> Result<AnnInfo> {
+    let (n, dim, mut rows) = npy::read_f32_matrix(&dir.join(FEATURES_FILE))?;
     normalize_rows(&mut rows, dim);
     let t = std::time::Instant::now();
-    let params = AnnParams {
-        ef_search,
-        ..AnnParams::default()
-    };
+    let mut params = AnnParams::for_rows(n);
+    params.ef_search = ef_search.unwrap_or(params.ef_search);
     let ann = AnnIndex::build(&rows, dim, params)?;
     let info = ann.save(dir)?;
     eprintln!(
