@@ -117,6 +117,39 @@ pub struct Row {
     pub peak_rss_mb: f64,
 }
 
+impl Row {
+    /// A row of step figures; the pipeline figures start as NaN (measured separately).
+    fn of(
+        a: &BenchArgs,
+        plan: &Plan,
+        backend: BackendKind,
+        devices: usize,
+        augment_on: String,
+        step: &StepTiming,
+    ) -> Self {
+        Self {
+            backend: backend.to_string(),
+            devices,
+            augment_on,
+            precision: a.precision.to_string(),
+            method: plan.config.method.label().into(),
+            backbone: a.model.backbone.to_string(),
+            res: a.res,
+            batch: a.batch,
+            images_per_s: step.images_per_s,
+            step_ms: step.step_ms,
+            first_step_s: step.first_step_s,
+            ema_ms: step.ema_ms,
+            enqueue_ms: step.enqueue_ms,
+            augment_images_per_s: f64::NAN,
+            end_to_end_images_per_s: f64::NAN,
+            end_to_end_vs_step: f64::NAN,
+            device_peak_mb: step.device_peak_mb,
+            peak_rss_mb: peak_rss_mb(),
+        }
+    }
+}
+
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -401,7 +434,6 @@ fn print_table(rows: &[Row]) {
 
 pub fn run(a: BenchArgs) -> Result<()> {
     let plan = Plan::with_sets(spec(&a), Sets::train_only(open_data(&a)?))?;
-    let method = plan.config.method;
     if !a.devices.is_empty() {
         return finish(&a, &device_rows(&plan, &a)?);
     }
@@ -429,26 +461,11 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 Some(&on) => time_end_to_end(&plan, &device, on)?,
                 None => (f64::NAN, f64::NAN),
             };
-            let row = Row {
-                backend: backend.to_string(),
-                devices: 1,
-                augment_on: on.map_or("none".into(), ToString::to_string),
-                precision: a.precision.to_string(),
-                method: method.label().into(),
-                backbone: a.model.backbone.to_string(),
-                res: a.res,
-                batch: a.batch,
-                images_per_s: step.images_per_s,
-                step_ms: step.step_ms,
-                first_step_s: step.first_step_s,
-                ema_ms: step.ema_ms,
-                enqueue_ms: step.enqueue_ms,
-                augment_images_per_s,
-                end_to_end_images_per_s,
-                end_to_end_vs_step: end_to_end_images_per_s / step.images_per_s,
-                device_peak_mb: step.device_peak_mb,
-                peak_rss_mb: peak_rss_mb(),
-            };
+            let augment_on = on.map_or("none".into(), ToString::to_string);
+            let mut row = Row::of(&a, &plan, backend, 1, augment_on, &step);
+            row.augment_images_per_s = augment_images_per_s;
+            row.end_to_end_images_per_s = end_to_end_images_per_s;
+            row.end_to_end_vs_step = end_to_end_images_per_s / step.images_per_s;
             if a.json {
                 println!("{}", serde_json::to_string(&row)?);
             }
@@ -465,26 +482,7 @@ fn device_rows(plan: &Plan, a: &BenchArgs) -> Result<Vec<Row>> {
         backend.available()?;
         for &d in &a.devices {
             let step = time_devices(plan, backend, d, a)?;
-            let row = Row {
-                backend: backend.to_string(),
-                devices: d,
-                augment_on: "host batch".into(),
-                precision: a.precision.to_string(),
-                method: plan.config.method.label().into(),
-                backbone: a.model.backbone.to_string(),
-                res: a.res,
-                batch: a.batch,
-                images_per_s: step.images_per_s,
-                step_ms: step.step_ms,
-                first_step_s: step.first_step_s,
-                ema_ms: step.ema_ms,
-                enqueue_ms: step.enqueue_ms,
-                augment_images_per_s: f64::NAN,
-                end_to_end_images_per_s: f64::NAN,
-                end_to_end_vs_step: f64::NAN,
-                device_peak_mb: step.device_peak_mb,
-                peak_rss_mb: peak_rss_mb(),
-            };
+            let row = Row::of(a, plan, backend, d, "host batch".into(), &step);
             if a.json {
                 println!("{}", serde_json::to_string(&row)?);
             }

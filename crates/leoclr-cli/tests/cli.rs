@@ -24,6 +24,14 @@ fn ok(args: &[&str]) -> String {
     text
 }
 
+/// The JSON objects among a command's output lines (one per `--json` row).
+fn json_lines(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 fn metrics(dir: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(dir.join("metrics.jsonl"))
         .unwrap()
@@ -318,11 +326,7 @@ fn bench_prints_a_json_row_per_configuration() {
         "--channels",
         "3",
     ]);
-    let rows: Vec<serde_json::Value> = out
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = json_lines(&out);
     // One row per place the views are made: the CPU loader, then the device pipeline.
     assert_eq!(rows.len(), 2, "{out}");
     for (v, on) in rows.iter().zip(["cpu", "device"]) {
@@ -369,11 +373,7 @@ fn bench_prints_a_json_row_per_configuration() {
         "--devices",
         "1,2",
     ]);
-    let rows: Vec<serde_json::Value> = out
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = json_lines(&out);
     assert_eq!(rows.len(), 2, "{out}");
     for (v, d) in rows.iter().zip([1, 2]) {
         assert_eq!(v["devices"], d, "{v}");
@@ -397,11 +397,7 @@ fn bench_ann_reports_recall_against_the_exact_scan() {
         "32,128",
         "--json",
     ]);
-    let rows: Vec<serde_json::Value> = out
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = json_lines(&out);
     assert_eq!(rows.len(), 3, "{out}");
     assert_eq!(rows[0]["search"], "exact scan");
     assert_eq!(rows[0]["recall_at_k"], 1.0);
