@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-# binaryen: wasm-opt, run before wasm-bindgen (web/build.sh).
-apt_install chromium binaryen
+
+apt_install chromium
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
 want=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/version = "\(.*\)"/\1/p')
 tools="$LEOCLR_CACHE/tools"

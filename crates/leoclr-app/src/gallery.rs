@@ -159,6 +159,29 @@ impl Gallery {
         })
     }
 
+    /// Turns this gallery's map to match `previous` (the same rows on an earlier map: a model
+    /// snapshot taken while training), so points move rather than flip; returns how far they
+    /// moved on average, over the map's spread (root mean square distance from its centre).
+    pub fn align_map_to(&mut self, previous: &[[f32; 2]]) -> Option<f32> {
+        self.pca();
+        let (Some(p), pts) = self.map.as_mut()? else {
+            return None;
+        };
+        p.align_to(pts, previous);
+        if pts.len() != previous.len() || pts.is_empty() {
+            return None;
+        }
+        let n = pts.len() as f32;
+        let moved = pts
+            .iter()
+            .zip(previous)
+            .map(|(a, b)| (a[0] - b[0]).hypot(a[1] - b[1]))
+            .sum::<f32>()
+            / n;
+        let spread = (pts.iter().map(|a| a[0] * a[0] + a[1] * a[1]).sum::<f32>() / n).sqrt();
+        Some(moved / spread.max(1e-12))
+    }
+
     /// Where a feature from outside the gallery (an uploaded photo) lands on the map: normalised
     /// like the gallery's rows, projected on the same axes.
     pub fn place(&mut self, feature: &[f32]) -> Option<[f32; 2]> {

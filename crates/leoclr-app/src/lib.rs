@@ -23,7 +23,9 @@ pub mod thumbs;
 pub mod train_here;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod training;
+pub mod tsne_map;
 pub mod views;
+pub mod watch;
 pub mod widgets;
 pub mod workspace;
 

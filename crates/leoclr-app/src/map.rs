@@ -1,5 +1,5 @@
-//! Map panel: the embeddings projected on their first two principal components, one dot per image
-//! coloured by label, and the photo dropped or uploaded (once embedded) as a ringed marker on the
+//! Map panel: the embeddings projected on their first two principal components (or, on request,
+//! by t-SNE), one dot per image coloured by label, and the photo dropped or uploaded (once embedded) as a ringed marker on the
 //! same axes. Hovering shows the image; clicking opens it in Retrieval. Scrolling zooms about
 //! the pointer, dragging pans, "Fit all" goes back; zoomed in far enough that few points are on screen, the points
 //! are drawn as their thumbnails (as the Embedding Projector does).
@@ -9,7 +9,27 @@ use leoclr_data::Dataset;
 
 use crate::panel::{Action, Panel};
 use crate::shared::Shared;
+use crate::tsne_map::{self, TsneMap};
 use crate::widgets::{class_name, image_label};
+
+/// How the map lays the embeddings out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Projection {
+    /// The first two principal components: instant, linear, new points projected exactly.
+    #[default]
+    Pca,
+    /// t-SNE (perplexity 30): local neighbourhoods kept, computed on demand.
+    Tsne,
+}
+
+impl Projection {
+    pub fn name(self) -> &'static str {
+        match self {
+            Projection::Pca => "PCA",
+            Projection::Tsne => "t-SNE",
+        }
+    }
+}
 
 /// Ten well-separated colours (Tableau 10), repeated for more classes.
 pub const PALETTE: [Color32; 10] = [
@@ -46,6 +66,8 @@ pub struct MapState {
     pub pan: egui::Vec2,
     /// Points drawn as thumbnails in the last frame (0: dots).
     pub thumbnails: usize,
+    pub projection: Projection,
+    pub tsne: TsneMap,
 }
 
 impl Default for MapState {
@@ -57,6 +79,8 @@ impl Default for MapState {
             zoom: 1.0,
             pan: egui::Vec2::ZERO,
             thumbnails: 0,
+            projection: Projection::Pca,
+            tsne: TsneMap::default(),
         }
     }
 }
@@ -139,7 +163,7 @@ impl MapState {
         points: usize,
         placed: Option<&(String, [f32; 2])>,
     ) {
-        ui.heading("PCA of backbone features");
+        ui.heading(format!("{} of backbone features", self.projection.name()));
         ui.label(format!("{points} images"));
         for c in 0..ds.num_classes() as u32 {
             ui.horizontal(|ui| {
@@ -175,14 +199,31 @@ impl Panel for MapState {
             Some((id, f)) if Some(*id) == model => Some((p.name.clone(), f.clone())),
             _ => None,
         });
+        let (projection, tsne) = (&mut self.projection, &mut self.tsne);
         let ready = egui::Panel::top("map-top")
             .show(ui, |ui| {
-                shared.gallery_or_prompt(ui).map(|g| {
-                    let placed = photo
-                        .as_ref()
-                        .and_then(|(name, f)| Some((name.clone(), g.place(f)?)));
-                    (g.labels.clone(), g.map().to_vec(), placed)
-                })
+                ui.horizontal(|ui| {
+                    for p in [Projection::Pca, Projection::Tsne] {
+                        let r = ui.selectable_label(*projection == p, p.name());
+                        shared.status.mark(format!("map:{}", p.name()), r.rect);
+                        if r.clicked() {
+                            *projection = p;
+                        }
+                    }
+                });
+                let g = shared.gallery_or_prompt(ui)?;
+                let pts = match *projection {
+                    Projection::Pca => g.map().to_vec(),
+                    Projection::Tsne => tsne_points(ui, tsne, g)?,
+                };
+                let placed = photo.as_ref().and_then(|(name, f)| {
+                    let at = match *projection {
+                        Projection::Pca => g.place(f)?,
+                        Projection::Tsne => tsne_map::place(g, &pts, f)?,
+                    };
+                    Some((name.clone(), at))
+                });
+                Some((g.labels.clone(), pts, placed))
             })
             .inner;
         let (Some(ds), Some((labels, pts, placed))) = (shared.workspace.dataset().cloned(), ready)
@@ -246,6 +287,35 @@ impl Panel for MapState {
         });
         clicked
     }
+}
+
+/// The gallery's t-SNE map, or (while it is computed, or when it cannot be) a progress bar or the
+/// reason, and `None`.
+fn tsne_points(
+    ui: &mut egui::Ui,
+    tsne: &mut TsneMap,
+    g: &crate::gallery::Gallery,
+) -> Option<Vec<[f32; 2]>> {
+    if let Some(why) = TsneMap::unavailable(g) {
+        ui.label(why);
+        return None;
+    }
+    if let Some(p) = tsne.points(ui.ctx(), g) {
+        return Some(p.to_vec());
+    }
+    if let Some(e) = &tsne.error {
+        ui.colored_label(ui.visuals().error_fg_color, format!("t-SNE failed: {e}"));
+        return None;
+    }
+    let (done, total) = tsne.progress;
+    ui.add(
+        egui::ProgressBar::new(done as f32 / total.max(1) as f32).text(format!(
+            "t-SNE of {} images: {done}/{total} iterations",
+            g.len()
+        )),
+    );
+    ui.ctx().request_repaint();
+    None
 }
 
 /// The marker of the photo from outside the dataset: a ring around a dot.

@@ -35,6 +35,11 @@ impl LoadedModel {
         Self::from_parts(name, loaded)
     }
 
+    /// A model snapshot taken while training (`meta` from `checkpoint::meta_of`), named `name`.
+    pub fn snapshot(name: &Path, encoder: Encoder, meta: Meta) -> Result<Self> {
+        Self::from_parts(name, (encoder, meta))
+    }
+
     fn from_parts(path: &Path, (encoder, meta): (Encoder, Meta)) -> Result<Self> {
         // 32 px when a file records no view size at all.
         let aug = meta

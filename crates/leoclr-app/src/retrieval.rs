@@ -1,15 +1,17 @@
 //! Retrieval panel: the k nearest neighbours (cosine of backbone features) of a dataset image or
 //! of an image file dropped on the window, with precision@k where labels exist.
 
+use std::sync::Arc;
+
 use eframe::egui;
 use leoclr_core::eval::Output;
 use leoclr_core::infer::{embed_views, model_input};
-use leoclr_data::ImageU8;
+use leoclr_data::{Dataset, ImageU8};
 
 use crate::jobs::Job;
 use crate::panel::{Action, Panel};
 use crate::shared::Shared;
-use crate::widgets::{GRID_PANEL_WIDTH, class_name, image_label, thumb_grid};
+use crate::widgets::{class_name, grid_panel_width, image_label, thumb_grid};
 
 pub enum Query {
     /// An image of the dataset.
@@ -19,7 +21,8 @@ pub enum Query {
 }
 
 impl Query {
-    fn key(&self) -> String {
+    /// What identifies the query: "#12" for a dataset image, else the file's name.
+    pub fn key(&self) -> String {
         match self {
             Query::Index(i) => format!("#{i}"),
             Query::File { name, .. } => name.clone(),
@@ -35,6 +38,13 @@ pub struct Results {
     /// How the neighbours were found: "exact", or "approximate (HNSW, ...)" on a large gallery.
     pub search: String,
     query_tex: Option<egui::TextureHandle>,
+}
+
+impl Results {
+    /// The query these neighbours answer (`Query::key`), to tell fresh results from stale ones.
+    pub fn query(&self) -> &str {
+        &self.key.0
+    }
 }
 
 /// The backbone feature of a query file under a model, once embedded.
@@ -158,6 +168,41 @@ impl RetrievalState {
     }
 }
 
+/// The neighbours as rows of as many cells as the width holds: a wrapping layout cannot wrap
+/// cells whose size it learns only after placing them, so the rows are counted here.
+fn neighbour_rows(
+    ui: &mut egui::Ui,
+    shared: &mut Shared,
+    ds: &Arc<Dataset>,
+    neighbours: &[(usize, f32)],
+) {
+    let (side, gap) = (92.0, ui.spacing().item_spacing.x);
+    // What is visible: a wide row above can make the panel wider than the window.
+    let width = ui
+        .available_width()
+        .min(ui.clip_rect().right() - ui.cursor().left());
+    let cols = (((width + gap) / (side + gap)).floor() as usize).max(1);
+    let ranked: Vec<(usize, &(usize, f32))> = neighbours.iter().enumerate().collect();
+    for row in ranked.chunks(cols) {
+        ui.horizontal(|ui| {
+            for &(rank, &(j, sim)) in row {
+                ui.vertical(|ui| {
+                    ui.set_width(side);
+                    if let Some(t) = shared.thumbs.get(ui.ctx(), ds, j) {
+                        ui.add(egui::Image::new(&t).fit_to_exact_size(egui::vec2(84.0, 84.0)));
+                    }
+                    let class = ds.label(j).map(|l| class_name(ds, l)).unwrap_or_default();
+                    let l = ui
+                        .label(format!("{}. {:.3}", rank + 1, sim))
+                        .on_hover_text(image_label(ds, j));
+                    shared.status.mark(format!("neighbour:{rank}"), l.rect);
+                    ui.small(class);
+                });
+            }
+        });
+    }
+}
+
 /// How many neighbours, how they were searched, and how many share the query's label.
 fn result_summary(ui: &mut egui::Ui, r: &Results) {
     ui.label(format!(
@@ -198,16 +243,17 @@ impl Panel for RetrievalState {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) -> Option<Action> {
+        let grid_width = grid_panel_width(ui);
         egui::Panel::left("retrieval-grid")
             .resizable(false)
-            .exact_size(GRID_PANEL_WIDTH)
+            .exact_size(grid_width)
             .show(ui, |ui| {
                 ui.label("Click an image, or drop an image file on the window.");
                 let sel = match self.query {
                     Some(Query::Index(i)) => Some(i),
                     _ => None,
                 };
-                if let Some(i) = thumb_grid(ui, shared, sel, "retrieval-grid") {
+                if let Some(i) = thumb_grid(ui, shared, sel, "retrieval-grid", grid_width) {
                     self.query = Some(Query::Index(i));
                 }
             });
@@ -227,7 +273,8 @@ impl Panel for RetrievalState {
                 }
                 return;
             };
-            ui.horizontal(|ui| match &self.query {
+            // Wrapped, so a long name cannot make the panel wider than the window.
+            ui.horizontal_wrapped(|ui| match &self.query {
                 Some(Query::Index(i)) => {
                     if let Some(t) = shared.thumbs.get(ui.ctx(), &ds, *i) {
                         ui.add(egui::Image::new(&t).fit_to_exact_size(egui::vec2(96.0, 96.0)));
@@ -246,26 +293,7 @@ impl Panel for RetrievalState {
             ui.separator();
             egui::ScrollArea::vertical()
                 .id_salt("neighbours")
-                .show(ui, |ui| {
-                    ui.horizontal_wrapped(|ui| {
-                        for (rank, (j, sim)) in r.neighbours.iter().enumerate() {
-                            ui.vertical(|ui| {
-                                ui.set_width(92.0);
-                                if let Some(t) = shared.thumbs.get(ui.ctx(), &ds, *j) {
-                                    ui.add(
-                                        egui::Image::new(&t)
-                                            .fit_to_exact_size(egui::vec2(84.0, 84.0)),
-                                    );
-                                }
-                                let class =
-                                    ds.label(*j).map(|l| class_name(&ds, l)).unwrap_or_default();
-                                ui.label(format!("{}. {:.3}", rank + 1, sim))
-                                    .on_hover_text(image_label(&ds, *j));
-                                ui.small(class);
-                            });
-                        }
-                    });
-                });
+                .show(ui, |ui| neighbour_rows(ui, shared, &ds, &r.neighbours));
         });
         None
     }

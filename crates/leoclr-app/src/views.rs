@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::jobs::Job;
 use crate::panel::{Action, Panel};
 use crate::shared::Shared;
-use crate::widgets::{GRID_PANEL_WIDTH, image_label, thumb_grid};
+use crate::widgets::{grid_panel_width, image_label, thumb_grid};
 
 pub const CROP_COLORS: [Color32; 2] = [
     Color32::from_rgb(255, 140, 0),
@@ -363,12 +363,13 @@ impl Panel for ViewsState {
             });
             return None;
         };
+        let grid_width = grid_panel_width(ui);
         egui::Panel::left("views-grid")
             .resizable(false)
-            .exact_size(GRID_PANEL_WIDTH)
+            .exact_size(grid_width)
             .show(ui, |ui| {
                 ui.label(format!("{} images — click one", ds.len()));
-                if let Some(i) = thumb_grid(ui, shared, self.selected, "views-grid") {
+                if let Some(i) = thumb_grid(ui, shared, self.selected, "views-grid", grid_width) {
                     self.selected = Some(i);
                     self.show_photo = false;
                 }

@@ -8,19 +8,27 @@ use crate::shared::Shared;
 /// Width of the side panels holding a thumbnail grid.
 pub const GRID_PANEL_WIDTH: f32 = 264.0;
 
-/// The thumbnail grid of the Views and Retrieval panels; returns the clicked image.
+/// The grid's side panel in a window `ui` fills: [`GRID_PANEL_WIDTH`], narrower on a phone-sized
+/// screen (at most 40% of it, two columns at least), so the panel beside it keeps room.
+pub fn grid_panel_width(ui: &egui::Ui) -> f32 {
+    GRID_PANEL_WIDTH.min((ui.available_width() * 0.4).max(120.0))
+}
+
+/// The thumbnail grid of the Views and Retrieval panels, in a side panel `width` wide; returns
+/// the clicked image.
 pub fn thumb_grid(
     ui: &mut egui::Ui,
     shared: &mut Shared,
     selected: Option<usize>,
     id: &str,
+    width: f32,
 ) -> Option<usize> {
     let ds = shared.workspace.dataset()?.clone();
     let side = 36.0;
     // A thumbnail button is its image plus ~16 px of frame and padding, plus the item spacing. The
     // side panels have a fixed width (their Ui reports more room than is shown).
     let cell = side + 16.0 + ui.spacing().item_spacing.x;
-    let cols = (((GRID_PANEL_WIDTH - 16.0) / cell).floor() as usize).max(1);
+    let cols = (((width - 16.0) / cell).floor() as usize).max(1);
     let rows = ds.len().div_ceil(cols);
     let mut clicked = None;
     egui::ScrollArea::vertical()

@@ -640,6 +640,7 @@ fn train_here_steps_and_pauses() {
         .with_max_steps(64)
         .build_ui_state(
             |ui, (th, app): &mut (leoclr_app::train_here::TrainHere, LeoclrApp)| {
+                th.poll(&mut app.shared);
                 th.ui(ui, &mut app.shared);
             },
             (th, app),
@@ -670,5 +671,182 @@ fn train_here_steps_and_pauses() {
         h.step();
     }
     assert_eq!(h.state().0.steps, n, "paused");
-    h.get_by_label_contains(&format!("{n} steps"));
+    h.get_by_label(&format!("{n} steps"));
+}
+
+/// The browser's bundled gallery (1000 Fashion-MNIST test images) and model, as the page has them.
+fn bundled_gallery(app: &mut LeoclrApp) {
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/web");
+    let read = |n: &str| std::fs::read(assets.join(n)).unwrap();
+    let ds = idx::from_files(
+        (
+            Path::new("gallery-images-idx3-ubyte.gz"),
+            read("gallery-images-idx3-ubyte.gz"),
+        ),
+        (
+            Path::new("gallery-labels-idx1-ubyte.gz"),
+            read("gallery-labels-idx1-ubyte.gz"),
+        ),
+        true,
+    )
+    .unwrap();
+    app.shared
+        .workspace
+        .set_dataset("gallery", leoclr_data::Split::Test, Arc::new(ds));
+    let model = leoclr_app::model::LoadedModel::from_bytes(
+        Path::new("model.leoclr"),
+        &read("model.leoclr"),
+        &Device::flex(),
+    )
+    .unwrap();
+    app.shared.workspace.set_model(model);
+}
+
+/// Learning you can watch: from scratch, the gallery's kNN is scored before the first step and
+/// every few steps after; it rises, the map's points move (turned to the previous map, not
+/// flipped), Retrieval and the Map use the model being trained, and Reset puts the bundled
+/// model back.
+#[test]
+fn train_here_from_scratch_shows_knn_rising_and_the_map_moving() {
+    let mut app = LeoclrApp::new(Device::flex(), "test: cpu");
+    bundled_gallery(&mut app);
+    let bundled_id = app.shared.workspace.model.as_ref().unwrap().id;
+    let mut th = leoclr_app::train_here::TrainHere::default();
+    th.from_scratch = true;
+    th.watch.every = 15;
+    th.watch.embed_slice = 250;
+    th.watch.score_slice = 500;
+    th.start(&mut app.shared);
+    assert!(th.error.is_none(), "{:?}", th.error);
+    assert_eq!(th.started_from, "random weights");
+    let mut moved = Vec::new();
+    for _ in 0..200 {
+        th.tick(&mut app.shared);
+        if let Some(m) = th.watch.moved.take() {
+            moved.push(m);
+        }
+        if th.watch.knn.len() >= 5 {
+            break;
+        }
+    }
+    let knn = th.watch.knn.clone();
+    eprintln!("kNN by step: {knn:?}; map moved by {moved:?}");
+    assert!(knn.len() >= 5, "{knn:?}");
+    assert_eq!(knn[0][0], 0.0, "the random-init score comes first");
+    let best_later = knn[1..].iter().map(|k| k[1]).fold(0.0, f64::max);
+    assert!(best_later > knn[0][1] + 2.0, "kNN does not rise: {knn:?}");
+    assert!(moved.iter().all(|m| *m > 0.0 && m.is_finite()), "{moved:?}");
+    let ws = &mut app.shared.workspace;
+    let snap = ws.model.as_ref().unwrap();
+    assert_ne!(snap.id, bundled_id, "the workspace shows the snapshot");
+    assert!(
+        snap.path
+            .display()
+            .to_string()
+            .starts_with("Train here, step")
+    );
+    assert!(
+        ws.current_gallery().is_some(),
+        "its gallery is current, nothing to embed"
+    );
+    th.reset(&mut app.shared);
+    assert_eq!(app.shared.workspace.model.as_ref().unwrap().id, bundled_id);
+    assert!(th.watch.knn.is_empty());
+}
+
+/// Train here continues the open model when it fits (the browser's default): its first score is
+/// the bundled model's, well above a random network's.
+#[test]
+fn train_here_continues_the_bundled_model() {
+    let mut app = LeoclrApp::new(Device::flex(), "test: cpu");
+    bundled_gallery(&mut app);
+    let mut th = leoclr_app::train_here::TrainHere::default();
+    th.watch.embed_slice = 1000;
+    th.watch.score_slice = 1000;
+    th.start(&mut app.shared);
+    assert!(
+        th.started_from.starts_with("the open model"),
+        "{}",
+        th.started_from
+    );
+    for _ in 0..4 {
+        th.tick(&mut app.shared);
+    }
+    let knn = th.watch.knn.clone();
+    eprintln!("bundled model, kNN by step: {knn:?}");
+    assert!(!knn.is_empty() && knn[0][0] <= 1.0, "{knn:?}");
+    // The bundled model scores ~70% (a random network ~53%, the test above).
+    assert!(knn[0][1] > 65.0, "{knn:?}");
+}
+
+/// On a phone-sized screen (390 px) the neighbours of a query wrap into rows inside the window,
+/// and the grid beside them narrows to two columns.
+#[test]
+fn retrieval_fits_a_phone_screen() {
+    let mut app = LeoclrApp::new(Device::flex(), "test: cpu");
+    bundled_gallery(&mut app);
+    app.tab = Tab::Retrieval;
+    app.retrieval.k = 10;
+    app.retrieval.query = Some(Query::Index(5));
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(390.0, 844.0))
+        .with_max_steps(64)
+        .build_ui_state(|ui, app: &mut LeoclrApp| app.ui(ui), app);
+    let t0 = Instant::now();
+    while h.state().retrieval.results.is_none() && t0.elapsed() < Duration::from_secs(60) {
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.run();
+    let marks = h.state().shared.status.marks.clone();
+    let neighbours: Vec<_> = marks
+        .iter()
+        .filter(|(k, _)| k.starts_with("neighbour:"))
+        .collect();
+    assert_eq!(neighbours.len(), 10, "{marks:?}");
+    for (k, r) in neighbours {
+        assert!(r.max.x <= 390.5, "{k} at {r:?}");
+    }
+}
+
+/// The Map's t-SNE beside PCA: computed on a worker thread with a progress bar, then drawn (one
+/// point per image, the uploaded photo placed among its neighbours); PCA comes back at a click.
+#[test]
+fn map_offers_tsne_beside_pca() {
+    let mut app = LeoclrApp::new(Device::flex(), "test: cpu");
+    bundled_gallery(&mut app);
+    app.tab = Tab::Map;
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1100.0, 800.0))
+        .with_max_steps(64)
+        .build_ui_state(|ui, app: &mut LeoclrApp| app.ui(ui), app);
+    let t0 = Instant::now();
+    while h.state().map.screen.len() != 1000 && t0.elapsed() < Duration::from_secs(60) {
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pca = h.state().map.screen.clone();
+    assert_eq!(pca.len(), 1000);
+    h.get_by_label("t-SNE").click();
+    h.step();
+    h.step();
+    assert!(
+        h.state().map.screen.is_empty(),
+        "nothing drawn while t-SNE runs"
+    );
+    let mut saw_progress = false;
+    let t0 = Instant::now();
+    while h.state().map.screen.is_empty() && t0.elapsed() < Duration::from_secs(120) {
+        h.step();
+        saw_progress |= h.state().map.tsne.progress.0 > 0;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let tsne = h.state().map.screen.clone();
+    assert_eq!(tsne.len(), 1000, "t-SNE drawn");
+    assert!(saw_progress, "progress reported while computing");
+    assert_ne!(tsne, pca);
+    h.get_by_label_contains("t-SNE of backbone features");
+    h.get_by_label("PCA").click();
+    h.run();
+    assert_eq!(h.state().map.screen, pca, "PCA again");
 }

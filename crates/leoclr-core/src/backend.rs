@@ -1,4 +1,4 @@
-use burn::tensor::{Device, DeviceKind, FloatDType};
+use burn::tensor::{Device, FloatDType};
 
 use crate::{Error, Result};
 
@@ -65,7 +65,11 @@ impl BackendKind {
     /// Whether this build has the runtime; the error says how to get it.
     pub fn available(self) -> Result<()> {
         let (on, feature) = match self {
-            Self::Cpu | Self::Wgpu => (true, ""),
+            Self::Cpu => (true, ""),
+            Self::Wgpu => (
+                cfg!(any(not(target_arch = "wasm32"), feature = "webgpu")),
+                "webgpu",
+            ),
             Self::Vulkan => (cfg!(feature = "vulkan"), "vulkan"),
             Self::Cuda => (cfg!(feature = "cuda"), "cuda"),
         };
@@ -85,9 +89,10 @@ impl BackendKind {
     pub fn device(self) -> Device {
         match self {
             Self::Cpu => Device::flex(),
-            Self::Wgpu => Device::wgpu(DeviceKind::DefaultDevice),
+            #[cfg(any(not(target_arch = "wasm32"), feature = "webgpu"))]
+            Self::Wgpu => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
             #[cfg(feature = "vulkan")]
-            Self::Vulkan => Device::vulkan(DeviceKind::DefaultDevice),
+            Self::Vulkan => Device::vulkan(burn::tensor::DeviceKind::DefaultDevice),
             #[cfg(feature = "cuda")]
             Self::Cuda => Device::cuda(0),
             #[allow(unreachable_patterns)]
@@ -106,11 +111,13 @@ impl BackendKind {
             return vec![self.device()];
         }
         (0..n)
-            .map(|i| match self {
+            // The browser's viewer build has the CPU backend only, and no use for `i`.
+            .map(|#[allow(unused_variables)] i| match self {
                 Self::Cpu => Device::flex(),
-                Self::Wgpu => Device::wgpu(DeviceKind::DiscreteGpu(i)),
+                #[cfg(any(not(target_arch = "wasm32"), feature = "webgpu"))]
+                Self::Wgpu => Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(i)),
                 #[cfg(feature = "vulkan")]
-                Self::Vulkan => Device::vulkan(DeviceKind::DiscreteGpu(i)),
+                Self::Vulkan => Device::vulkan(burn::tensor::DeviceKind::DiscreteGpu(i)),
                 #[cfg(feature = "cuda")]
                 Self::Cuda => Device::cuda(i),
                 #[allow(unreachable_patterns)]

@@ -112,6 +112,48 @@ pub fn copy_values<M: Module>(target: M, source: &M) -> M {
     blend(target, source, 0.0, true)
 }
 
+/// Every float of a module (parameters and BatchNorm buffers), flattened, in visiting order: what
+/// a snapshot reads back (asynchronously in the browser, where WebGPU cannot block) to rebuild the
+/// module on another device with [`with_values`].
+pub fn values<M: Module>(m: &M) -> Vec<Tensor<1>> {
+    Collect::of(m, true)
+}
+
+/// `target` with every float replaced by `values` (as [`values`] lists them, from any device;
+/// moved to the target's), keeping the target's parameter ids. The count and each length must
+/// match: the error says where they do not.
+pub fn with_values<M: Module>(
+    target: M,
+    values: Vec<burn::tensor::TensorData>,
+) -> crate::Result<M> {
+    let own = Collect::of(&target, true);
+    if own.len() != values.len() {
+        return Err(crate::Error::Config(format!(
+            "a snapshot of {} tensors for a module of {}",
+            values.len(),
+            own.len()
+        )));
+    }
+    let mut source = Vec::with_capacity(values.len());
+    for (i, (t, v)) in own.iter().zip(values).enumerate() {
+        if v.num_elements() != t.dims()[0] {
+            return Err(crate::Error::Config(format!(
+                "snapshot tensor {i} has {} values, the module's {}",
+                v.num_elements(),
+                t.dims()[0]
+            )));
+        }
+        source.push(Tensor::<1>::from_data(v, &t.device()));
+    }
+    let mut b = Blend {
+        path: Vec::new(),
+        buffers: true,
+        source: source.into_iter(),
+        m: 0.0,
+    };
+    Ok(target.map(&mut b))
+}
+
 /// Flattened parameters (not buffers) of a module, for tests and diagnostics.
 pub fn parameters<M: Module>(m: &M) -> Vec<Vec<f32>> {
     Collect::of(m, false)

@@ -180,6 +180,95 @@ impl Pca2 {
     }
 }
 
+impl Pca2 {
+    /// Turns (or mirrors) the two axes to best match `previous`, the points of the same rows on
+    /// an earlier map (orthogonal Procrustes in 2-D): re-fitted during training, the map then
+    /// moves instead of flipping or spinning. `points` are this fit's projections of those rows;
+    /// they are updated to the new axes. Nothing changes without as many previous points.
+    pub fn align_to(&mut self, points: &mut [[f32; 2]], previous: &[[f32; 2]]) {
+        if points.len() != previous.len() || points.is_empty() {
+            return;
+        }
+        // M = Pᵀ Q; the best rotation and the best reflection in closed form, the better kept.
+        let mut m = [[0f64; 2]; 2];
+        for (p, q) in points.iter().zip(previous) {
+            for (i, row) in m.iter_mut().enumerate() {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v += p[i] as f64 * q[j] as f64;
+                }
+            }
+        }
+        let (rot, refl) = (
+            (m[0][0] + m[1][1]).hypot(m[1][0] - m[0][1]),
+            (m[0][0] - m[1][1]).hypot(m[1][0] + m[0][1]),
+        );
+        // R maps a point p (row vector) to p R.
+        let r = if rot >= refl {
+            let t = (m[1][0] - m[0][1]).atan2(m[0][0] + m[1][1]);
+            [[t.cos(), -t.sin()], [t.sin(), t.cos()]]
+        } else {
+            let t = (m[1][0] + m[0][1]).atan2(m[0][0] - m[1][1]);
+            [[t.cos(), t.sin()], [t.sin(), -t.cos()]]
+        };
+        let [a0, a1] = &self.axes;
+        let axis = |j: usize| -> Vec<f64> {
+            a0.iter()
+                .zip(a1)
+                .map(|(x, y)| r[0][j] * x + r[1][j] * y)
+                .collect()
+        };
+        self.axes = [axis(0), axis(1)];
+        for p in points.iter_mut() {
+            let (x, y) = (p[0] as f64, p[1] as f64);
+            *p = [
+                (x * r[0][0] + y * r[1][0]) as f32,
+                (x * r[0][1] + y * r[1][1]) as f32,
+            ];
+        }
+    }
+}
+
+/// Weighted kNN (the evaluation's vote: weights `exp(cos / t)`, k nearest) of rows `rows` of a
+/// labelled gallery against the rest of it (leave one out): how many of those rows have a label
+/// and how many are voted right. Rows of unit length; a slice of rows at a time, so the browser
+/// can score a gallery across frames.
+pub fn knn_leave_one_out(
+    features: &[f32],
+    dim: usize,
+    labels: &[Option<u32>],
+    k: usize,
+    t: f32,
+    rows: std::ops::Range<usize>,
+) -> (usize, usize) {
+    let (mut counted, mut correct) = (0, 0);
+    for i in rows {
+        let Some(truth) = labels.get(i).copied().flatten() else {
+            continue;
+        };
+        let Some(q) = features.get(i * dim..(i + 1) * dim) else {
+            break;
+        };
+        let mut votes: Vec<(u32, f32)> = Vec::new();
+        for (j, w) in nearest(features, dim, q, k, Some(i)) {
+            if let Some(l) = labels.get(j).copied().flatten() {
+                let w = (w / t).exp();
+                match votes.iter_mut().find(|v| v.0 == l) {
+                    Some(v) => v.1 += w,
+                    None => votes.push((l, w)),
+                }
+            }
+        }
+        counted += 1;
+        let best = votes
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
+        if best.is_some_and(|b| b.0 == truth) {
+            correct += 1;
+        }
+    }
+    (counted, correct)
+}
+
 /// Projects rows `[n, dim]` on their first two principal components. Returns one (x, y) per row.
 pub fn pca_2d(data: &[f32], dim: usize) -> Vec<[f32; 2]> {
     match Pca2::fit(data, dim) {
@@ -191,6 +280,86 @@ pub fn pca_2d(data: &[f32], dim: usize) -> Vec<[f32; 2]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn align_undoes_a_rotation_and_a_mirror() {
+        // Rows spread mostly along two directions; a second fit on the rows turned by 90 degrees
+        // in their own space and mirrored projects differently, and aligning brings it back.
+        let dim = 3;
+        let rows: Vec<f32> = (0..40)
+            .flat_map(|i| {
+                let (a, b) = ((i as f32 * 0.37).sin() * 3.0, (i as f32 * 0.91).cos());
+                [a, b, 0.1 * a * b]
+            })
+            .collect();
+        let pca = Pca2::fit(&rows, dim).unwrap();
+        let before: Vec<[f32; 2]> = rows.chunks_exact(dim).map(|r| pca.project(r)).collect();
+        let turned: Vec<f32> = rows
+            .chunks_exact(dim)
+            .flat_map(|r| [-r[1], r[0], -r[2]])
+            .collect();
+        let mut p2 = Pca2::fit(&turned, dim).unwrap();
+        let mut after: Vec<[f32; 2]> = turned.chunks_exact(dim).map(|r| p2.project(r)).collect();
+        p2.align_to(&mut after, &before);
+        for (a, b) in after.iter().zip(&before) {
+            assert!(
+                (a[0] - b[0]).abs() < 1e-3 && (a[1] - b[1]).abs() < 1e-3,
+                "{a:?} vs {b:?}"
+            );
+        }
+        // New rows are projected on the aligned axes too.
+        let r = &turned[3 * dim..4 * dim];
+        let q = p2.project(r);
+        assert!((q[0] - before[3][0]).abs() < 1e-3 && (q[1] - before[3][1]).abs() < 1e-3);
+        // Axes turned by 50 degrees and mirrored: their map is the old one turned and mirrored.
+        let (c, s) = (50f64.to_radians().cos(), 50f64.to_radians().sin());
+        let [u, v] = &pca.axes;
+        let mut p3 = Pca2 {
+            mean: pca.mean.clone(),
+            axes: [
+                u.iter().zip(v).map(|(x, y)| c * x - s * y).collect(),
+                u.iter().zip(v).map(|(x, y)| -(s * x + c * y)).collect(),
+            ],
+        };
+        let mut moved: Vec<[f32; 2]> = rows.chunks_exact(dim).map(|r| p3.project(r)).collect();
+        assert!(
+            (moved[3][0] - before[3][0]).abs() > 0.1 || (moved[3][1] - before[3][1]).abs() > 0.1
+        );
+        p3.align_to(&mut moved, &before);
+        for (a, b) in moved.iter().zip(&before) {
+            assert!(
+                (a[0] - b[0]).abs() < 1e-3 && (a[1] - b[1]).abs() < 1e-3,
+                "{a:?} vs {b:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn leave_one_out_knn_votes_by_neighbours() {
+        // Two tight clusters, labels 0 and 1, one mislabelled row in cluster 0.
+        let mut f = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..10 {
+            let e = i as f32 * 0.01;
+            f.extend_from_slice(&[1.0, e]);
+            labels.push(Some(if i == 9 { 1 } else { 0 }));
+            f.extend_from_slice(&[e, 1.0]);
+            labels.push(Some(1));
+        }
+        labels.push(None);
+        f.extend_from_slice(&[0.7, 0.7]);
+        normalize_rows(&mut f, 2);
+        let (n, ok) = knn_leave_one_out(&f, 2, &labels, 5, 0.1, 0..labels.len());
+        assert_eq!(
+            (n, ok),
+            (20, 19),
+            "the unlabelled row is not counted, the odd one is wrong"
+        );
+        // Slices add up to the whole.
+        let (a, b) = knn_leave_one_out(&f, 2, &labels, 5, 0.1, 0..7);
+        let (c, d) = knn_leave_one_out(&f, 2, &labels, 5, 0.1, 7..labels.len());
+        assert_eq!((a + c, b + d), (n, ok));
+    }
 
     #[test]
     fn nearest_ranks_by_cosine_and_skips_the_query() {

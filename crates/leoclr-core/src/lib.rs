@@ -34,6 +34,7 @@ pub mod session;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod torchvision;
 pub mod trainer;
+pub mod tsne;
 
 pub use backend::{BackendKind, Precision, default_device_on_cpu};
 pub use config::{Backbone, Method, ModelConfig, OriginalBranch, TrainConfig};

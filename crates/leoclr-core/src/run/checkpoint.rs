@@ -146,6 +146,52 @@ fn load_encoder_bytes(
         })
 }
 
+/// What a checkpoint of `trainer` now would record about it (also the description of a model
+/// snapshot taken while training, in the app).
+pub fn meta_of(trainer: &Trainer, run: &RunMeta) -> Meta {
+    Meta {
+        config: trainer.config.clone(),
+        epoch: trainer.epoch,
+        step: trainer.step,
+        steps_per_epoch: trainer.steps_per_epoch,
+        queue_ptr: trainer.queue.ptr,
+        queue_len: trainer.queue.len(),
+        queue_dim: trainer.queue.keys.dims()[1],
+        rng_seed: trainer.config.seed,
+        next_epoch: trainer.epoch,
+        run: run.clone(),
+    }
+}
+
+/// Starts `trainer` from an encoder's weights (fine-tuning an exported model, e.g. the browser's
+/// bundled one): the online encoder takes them, the key encoder becomes its copy; the optimiser
+/// state, queue and counters stay those of a fresh run. The encoder's configuration must be the
+/// trainer's (the error says what differs); it may live on any device.
+pub fn start_from(
+    trainer: &mut Trainer,
+    encoder: &Encoder,
+    model: &crate::config::ModelConfig,
+) -> Result<()> {
+    if *model != trainer.config.model {
+        return Err(Error::Config(format!(
+            "the model to start from ({:?}, {} channels, head {}) is not the one this run trains \
+             ({:?}, {} channels, head {})",
+            model.backbone,
+            model.in_channels,
+            model.head_out,
+            trainer.config.model.backbone,
+            trainer.config.model.in_channels,
+            trainer.config.model.head_out
+        )));
+    }
+    let name = Path::new("start model");
+    let bytes = record_bytes(encoder.clone(), name)?;
+    let online = load_encoder_bytes(&trainer.config, bytes, &trainer.device, name)?;
+    trainer.key = Trainer::key_copy(&online, &trainer.config, &trainer.device);
+    trainer.online = online;
+    Ok(())
+}
+
 /// Writes `dir/checkpoint.leoclr` atomically.
 pub fn save(dir: &Path, trainer: &Trainer, run: &RunMeta) -> Result<PathBuf> {
     let path = dir.join(FILE_NAME);
@@ -157,18 +203,7 @@ pub fn save(dir: &Path, trainer: &Trainer, run: &RunMeta) -> Result<PathBuf> {
 /// A whole training state as the bytes of a checkpoint file (`path` only names it in errors):
 /// what `save` writes, and how data-parallel training copies a trainer onto another device.
 pub fn state_bytes(path: &Path, trainer: &Trainer, run: &RunMeta) -> Result<Vec<u8>> {
-    let meta = Meta {
-        config: trainer.config.clone(),
-        epoch: trainer.epoch,
-        step: trainer.step,
-        steps_per_epoch: trainer.steps_per_epoch,
-        queue_ptr: trainer.queue.ptr,
-        queue_len: trainer.queue.len(),
-        queue_dim: trainer.queue.keys.dims()[1],
-        rng_seed: trainer.config.seed,
-        next_epoch: trainer.epoch,
-        run: run.clone(),
-    };
+    let meta = meta_of(trainer, run);
     // BatchNorm running statistics are folded in lazily; `valid()` syncs them (in place, the state
     // is shared) so the record holds the latest values rather than ones lagging an update.
     let _ = trainer.online.valid();
