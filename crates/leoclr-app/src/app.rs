@@ -214,18 +214,26 @@ impl LeoclrApp {
     }
 
     fn status_bar(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
-            match &self.shared.status.notice {
-                Some(n) if n.error => {
-                    ui.colored_label(ui.visuals().error_fg_color, &n.text);
-                }
-                Some(n) => {
-                    ui.label(&n.text);
-                }
-                None => {
-                    ui.label("Drop an image file on the window to find its neighbours.");
-                }
+        let notice = |ui: &mut egui::Ui, n: &Option<crate::status::Notice>| match n {
+            Some(n) if n.error => {
+                ui.colored_label(ui.visuals().error_fg_color, &n.text);
             }
+            Some(n) => {
+                ui.label(&n.text);
+            }
+            None => {
+                ui.label("Drop an image file on the window to find its neighbours.");
+            }
+        };
+        // On a narrow (phone-sized) window the device note gets a line of its own instead of
+        // being drawn over the message.
+        if ui.available_width() < 700.0 {
+            notice(ui, &self.shared.status.notice);
+            ui.weak(&self.shared.workspace.device_note);
+            return;
+        }
+        ui.horizontal(|ui| {
+            notice(ui, &self.shared.status.notice);
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 ui.weak(&self.shared.workspace.device_note);
             });
