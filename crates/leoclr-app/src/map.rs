@@ -201,30 +201,7 @@ impl Panel for MapState {
         });
         let (projection, tsne) = (&mut self.projection, &mut self.tsne);
         let ready = egui::Panel::top("map-top")
-            .show(ui, |ui| {
-                ui.horizontal(|ui| {
-                    for p in [Projection::Pca, Projection::Tsne] {
-                        let r = ui.selectable_label(*projection == p, p.name());
-                        shared.status.mark(format!("map:{}", p.name()), r.rect);
-                        if r.clicked() {
-                            *projection = p;
-                        }
-                    }
-                });
-                let g = shared.gallery_or_prompt(ui)?;
-                let pts = match *projection {
-                    Projection::Pca => g.map().to_vec(),
-                    Projection::Tsne => tsne_points(ui, tsne, g)?,
-                };
-                let placed = photo.as_ref().and_then(|(name, f)| {
-                    let at = match *projection {
-                        Projection::Pca => g.place(f)?,
-                        Projection::Tsne => tsne_map::place(g, &pts, f)?,
-                    };
-                    Some((name.clone(), at))
-                });
-                Some((g.labels.clone(), pts, placed))
-            })
+            .show(ui, |ui| layout_source(ui, shared, projection, tsne, photo))
             .inner;
         let (Some(ds), Some((labels, pts, placed))) = (shared.workspace.dataset().cloned(), ready)
         else {
@@ -288,6 +265,42 @@ impl Panel for MapState {
         clicked
     }
 }
+
+/// What the map draws: the PCA/t-SNE switch, then the gallery's labels, its points by the chosen
+/// projection and the photo's place (or a prompt, the t-SNE progress, and `None`).
+fn layout_source(
+    ui: &mut egui::Ui,
+    shared: &mut Shared,
+    projection: &mut Projection,
+    tsne: &mut TsneMap,
+    photo: Option<(String, Vec<f32>)>,
+) -> Option<Placed> {
+    ui.horizontal(|ui| {
+        for p in [Projection::Pca, Projection::Tsne] {
+            let r = ui.selectable_label(*projection == p, p.name());
+            shared.status.mark(format!("map:{}", p.name()), r.rect);
+            if r.clicked() {
+                *projection = p;
+            }
+        }
+    });
+    let g = shared.gallery_or_prompt(ui)?;
+    let pts = match *projection {
+        Projection::Pca => g.map().to_vec(),
+        Projection::Tsne => tsne_points(ui, tsne, g)?,
+    };
+    let placed = photo.as_ref().and_then(|(name, f)| {
+        let at = match *projection {
+            Projection::Pca => g.place(f)?,
+            Projection::Tsne => tsne_map::place(g, &pts, f)?,
+        };
+        Some((name.clone(), at))
+    });
+    Some((g.labels.clone(), pts, placed))
+}
+
+/// Labels, points, and the photo's name and place.
+type Placed = (Vec<Option<u32>>, Vec<[f32; 2]>, Option<(String, [f32; 2])>);
 
 /// The gallery's t-SNE map, or (while it is computed, or when it cannot be) a progress bar or the
 /// reason, and `None`.
