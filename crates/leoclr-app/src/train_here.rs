@@ -313,28 +313,24 @@ impl Panel for TrainHere {
             let h = ui.available_height().max(160.0);
             let w = (ui.available_width() - 12.0).max(200.0) / 2.0;
             ui.horizontal_wrapped(|ui| {
-                Plot::new("train-here-loss")
-                    .height(h)
-                    .width(w)
-                    .x_axis_label("step")
-                    .y_axis_label("loss")
-                    .show(ui, |p| {
-                        if !pts.is_empty() {
-                            p.line(Line::new("loss", PlotPoints::from(pts)));
-                        }
-                    });
-                Plot::new("train-here-knn")
-                    .height(h)
-                    .width(w)
-                    .x_axis_label("step")
-                    .y_axis_label("gallery kNN (%)")
-                    .show(ui, |p| {
-                        if !knn.is_empty() {
-                            p.line(Line::new("kNN", PlotPoints::from(knn)));
-                        }
-                    });
+                curve(ui, "loss", "loss", pts, [w, h]);
+                curve(ui, "kNN", "gallery kNN (%)", knn, [w, h]);
             });
         });
         None
     }
+}
+
+/// One curve by step, `size` (width, height) in points.
+fn curve(ui: &mut egui::Ui, name: &str, y_label: &str, pts: Vec<[f64; 2]>, size: [f32; 2]) {
+    Plot::new(format!("train-here-{name}"))
+        .width(size[0])
+        .height(size[1])
+        .x_axis_label("step")
+        .y_axis_label(y_label)
+        .show(ui, |p| {
+            if !pts.is_empty() {
+                p.line(Line::new(name.to_string(), PlotPoints::from(pts)));
+            }
+        });
 }

@@ -222,6 +222,26 @@ struct StepTiming {
     device_peak_mb: Option<f64>,
 }
 
+impl StepTiming {
+    /// Steps alone (no separate EMA and enqueue timings): `a.steps` steps of `a.batch` images in
+    /// `secs`.
+    fn steps_only(
+        a: &BenchArgs,
+        secs: f64,
+        first_step_s: f64,
+        device_peak_mb: Option<f64>,
+    ) -> Self {
+        Self {
+            images_per_s: (a.steps * a.batch) as f64 / secs,
+            step_ms: 1000.0 * secs / a.steps as f64,
+            first_step_s,
+            ema_ms: f64::NAN,
+            enqueue_ms: f64::NAN,
+            device_peak_mb,
+        }
+    }
+}
+
 /// The most device memory burn's allocator held (reserved bytes, pages kept for reuse included)
 /// at any of the points it was sampled: after each step, where the pools have grown to the step's
 /// needs. `None` on backends whose allocator does not report (the CPU backend).
@@ -266,14 +286,7 @@ fn time_steps(plan: &Plan, device: &Device, a: &BenchArgs) -> Result<StepTiming>
     peak.sample(device);
 
     if a.step_only {
-        return Ok(StepTiming {
-            images_per_s: (a.steps * a.batch) as f64 / secs,
-            step_ms: 1000.0 * secs / a.steps as f64,
-            first_step_s,
-            ema_ms: f64::NAN,
-            enqueue_ms: f64::NAN,
-            device_peak_mb: peak.mb(),
-        });
+        return Ok(StepTiming::steps_only(a, secs, first_step_s, peak.mb()));
     }
     // The step's bookkeeping on its own.
     let reps = a.steps.max(3);
@@ -340,14 +353,7 @@ fn time_devices(
     for d in plan.devices() {
         peak.sample(&d);
     }
-    Ok(StepTiming {
-        images_per_s: (a.steps * a.batch) as f64 / secs,
-        step_ms: 1000.0 * secs / a.steps as f64,
-        first_step_s,
-        ema_ms: f64::NAN,
-        enqueue_ms: f64::NAN,
-        device_peak_mb: peak.mb(),
-    })
+    Ok(StepTiming::steps_only(a, secs, first_step_s, peak.mb()))
 }
 
 /// Views alone through the pipeline `on`, then real data through it into training steps:

@@ -24,6 +24,27 @@ fn ok(args: &[&str]) -> String {
     text
 }
 
+/// `leoclr bench --json` on a tiny setting (one step of batch 8, queue 16, the plain stem), plus
+/// `extra` arguments.
+fn small_bench(extra: &[&str]) -> String {
+    let mut args = vec![
+        "bench",
+        "--json",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--batch",
+        "8",
+        "--queue",
+        "16",
+        "--small-stem",
+        "false",
+    ];
+    args.extend_from_slice(extra);
+    ok(&args)
+}
+
 /// The JSON objects among a command's output lines (one per `--json` row).
 fn json_lines(out: &str) -> Vec<serde_json::Value> {
     out.lines()
@@ -307,25 +328,8 @@ fn bad_input_is_a_clear_error_not_a_panic() {
 
 #[test]
 fn bench_prints_a_json_row_per_configuration() {
-    let out = ok(&[
-        "bench",
-        "--json",
-        "--steps",
-        "1",
-        "--warmup",
-        "0",
-        "--e2e-batches",
-        "2",
-        "--batch",
-        "8",
-        "--queue",
-        "16",
-        "--small-stem",
-        "false",
-        // RGB copies of the grayscale data: hue and saturation run in both pipelines.
-        "--channels",
-        "3",
-    ]);
+    // RGB copies of the grayscale data: hue and saturation run in both pipelines.
+    let out = small_bench(&["--e2e-batches", "2", "--channels", "3"]);
     let rows = json_lines(&out);
     // One row per place the views are made: the CPU loader, then the device pipeline.
     assert_eq!(rows.len(), 2, "{out}");
@@ -355,24 +359,7 @@ fn bench_prints_a_json_row_per_configuration() {
         assert_eq!(v["devices"], 1);
     }
     // Data-parallel rows: one per device count, the step on a host batch.
-    let out = ok(&[
-        "bench",
-        "--json",
-        "--steps",
-        "1",
-        "--warmup",
-        "0",
-        "--e2e-batches",
-        "1",
-        "--batch",
-        "8",
-        "--queue",
-        "16",
-        "--small-stem",
-        "false",
-        "--devices",
-        "1,2",
-    ]);
+    let out = small_bench(&["--e2e-batches", "1", "--devices", "1,2"]);
     let rows = json_lines(&out);
     assert_eq!(rows.len(), 2, "{out}");
     for (v, d) in rows.iter().zip([1, 2]) {

@@ -133,6 +133,18 @@ pub enum Method {
 }
 
 impl Method {
+    /// Every method, LeOCLR's two branches first (for tests and sweeps over all of them).
+    pub const ALL: [Method; 4] = [
+        Method::Leoclr {
+            original_branch: OriginalBranch::Key,
+        },
+        Method::Leoclr {
+            original_branch: OriginalBranch::Query,
+        },
+        Method::Mocov2 { symmetric: true },
+        Method::Mocov2 { symmetric: false },
+    ];
+
     /// Short stable name, as used in result tables.
     pub fn label(&self) -> &'static str {
         match self {

@@ -352,16 +352,7 @@ mod tests {
     #[test]
     fn every_method_trains_and_short_batches_work() {
         let dev = Device::flex();
-        for method in [
-            Method::Leoclr {
-                original_branch: OriginalBranch::Key,
-            },
-            Method::Leoclr {
-                original_branch: OriginalBranch::Query,
-            },
-            Method::Mocov2 { symmetric: true },
-            Method::Mocov2 { symmetric: false },
-        ] {
+        for method in Method::ALL {
             let mut t = Trainer::new(tiny_config(method), &dev, 3).unwrap();
             // 3 does not divide the queue of 10, and the last batch is short.
             for (i, n) in [3, 3, 2].into_iter().enumerate() {

@@ -12,19 +12,8 @@ use burn::tensor::{Device, DeviceKind};
 use leoclr_core::checkpoint::replicate;
 use leoclr_core::ema::parameters;
 use leoclr_core::parallel::{GradReduce, Replicas};
-use leoclr_core::{Method, OriginalBranch, TrainConfig, Trainer};
+use leoclr_core::{Method, TrainConfig, Trainer};
 use leoclr_data::Batch;
-
-const METHODS: [Method; 4] = [
-    Method::Leoclr {
-        original_branch: OriginalBranch::Key,
-    },
-    Method::Leoclr {
-        original_branch: OriginalBranch::Query,
-    },
-    Method::Mocov2 { symmetric: true },
-    Method::Mocov2 { symmetric: false },
-];
 
 fn config(method: Method, devices: usize) -> TrainConfig {
     TrainConfig {
@@ -95,7 +84,7 @@ fn compare(method: Method, devices: &[Device], sizes: &[usize]) -> (f32, f32, f3
 #[test]
 fn two_replicas_step_like_one_device_with_batchnorm_split_in_two() {
     let cpu = [Device::flex(), Device::flex()];
-    for method in METHODS {
+    for method in Method::ALL {
         // Full batches, then a short odd one (shards of 2 and 3).
         let (loss, weights, queue) = compare(method, &cpu, &[8, 8, 5]);
         eprintln!("{method:?}: loss {loss:.2e} weights {weights:.2e} queue {queue:.2e}");
@@ -110,7 +99,7 @@ fn a_batch_smaller_than_two_images_a_device_leaves_replicas_idle_but_in_step() {
     // Three replicas, batches of 8 (shards 2, 3, 3) and 4 (two shards: the third replica has no
     // images, still takes the reduced step and enqueues the keys).
     let cpu = [Device::flex(), Device::flex(), Device::flex()];
-    let (loss, weights, queue) = compare(METHODS[0], &cpu, &[8, 4, 8]);
+    let (loss, weights, queue) = compare(Method::ALL[0], &cpu, &[8, 4, 8]);
     assert!(
         loss < 1e-5 && weights < 1e-5 && queue < 1e-5,
         "{loss} {weights} {queue}"
@@ -121,7 +110,7 @@ fn a_batch_smaller_than_two_images_a_device_leaves_replicas_idle_but_in_step() {
 fn a_replica_is_the_whole_training_state() {
     // After two steps (optimiser momentum, queue, counters all non-trivial) a copy takes the
     // same next step as the original.
-    let mut t = Trainer::new(config(METHODS[2], 1), &Device::flex(), 4).unwrap();
+    let mut t = Trainer::new(config(Method::ALL[2], 1), &Device::flex(), 4).unwrap();
     for i in 0..2 {
         t.step(&Batch::synthetic(8, 1, 12, i)).unwrap();
     }
@@ -136,7 +125,7 @@ fn a_replica_is_the_whole_training_state() {
 
 #[test]
 fn replicas_refuse_a_bn_split_that_is_not_the_device_count() {
-    let first = Trainer::new(config(METHODS[0], 3), &Device::flex(), 4).unwrap();
+    let first = Trainer::new(config(Method::ALL[0], 3), &Device::flex(), 4).unwrap();
     let others = vec![replicate(&first, &Device::flex()).unwrap()];
     let e = Replicas::new(&first, others, GradReduce::Transfer)
         .err()
@@ -155,7 +144,7 @@ fn two_wgpu_devices_step_like_one() {
         Device::wgpu(DeviceKind::Cpu),
     ];
     assert_ne!(devices[0], devices[1], "two distinct burn devices");
-    let (loss, weights, queue) = compare(METHODS[0], &devices, &[8, 8]);
+    let (loss, weights, queue) = compare(Method::ALL[0], &devices, &[8, 8]);
     eprintln!("wgpu x2: loss {loss:.2e} weights {weights:.2e} queue {queue:.2e}");
     assert!(loss < 1e-4, "loss differs by {loss}");
     assert!(weights < 1e-4, "weights differ by {weights}");

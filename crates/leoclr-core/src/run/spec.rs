@@ -571,16 +571,7 @@ mod tests {
     #[test]
     fn set_method_inverts_method() {
         let mut m = ModelSpec::default();
-        for method in [
-            Method::Mocov2 { symmetric: true },
-            Method::Mocov2 { symmetric: false },
-            Method::Leoclr {
-                original_branch: OriginalBranch::Query,
-            },
-            Method::Leoclr {
-                original_branch: OriginalBranch::Key,
-            },
-        ] {
+        for method in Method::ALL {
             m.set_method(method);
             assert_eq!(m.method(), method);
         }
