@@ -372,7 +372,7 @@ pub async fn start(canvas_id: String, options: String) -> Result<(), JsValue> {
     app.tab = Tab::Views;
     app.shared
         .status
-        .info("Loading the bundled model and gallery (2.3 MB)…");
+        .info("Loading the bundled model and gallery…");
     let canvas = web_sys::window()
         .and_then(|w| w.document())
         .and_then(|d| d.get_element_by_id(&canvas_id))
