@@ -235,15 +235,19 @@ try {
       }
       throw new Error(`phone: timed out waiting for ${what}`);
     };
-    const pbox = await pp.locator('#app').boundingBox();
-    const pclick = async (mark) => {
-      const p = (await pstate()).marks[mark];
-      await pp.mouse.click(pbox.x + p[0], pbox.y + p[1]);
-    };
     await pwait('thumbnails', (s) => s.marks && s.marks['thumb:1']);
+    // The page's bar wraps to more lines once the notice appears, moving the canvas down: measure
+    // the canvas after it, and at each click.
+    await pp.waitForFunction(() => /No WebGPU adapter/.test(document.getElementById('notice').textContent), null, { timeout: 10000 });
+    const pclick = async (mark) => {
+      const b = await pp.locator('#app').boundingBox();
+      const p = (await pstate()).marks[mark];
+      await pp.mouse.click(b.x + p[0], b.y + p[1]);
+    };
     await pclick('tab:Retrieval');
     await pwait('the retrieval grid', (s) => s.tab === 'Retrieval' && s.marks['thumb:5']);
     await pclick('thumb:5');
+    const pbox = await pp.locator('#app').boundingBox();
     const ps = await pwait('neighbours', (s) => s.retrieval.query === 5 && s.retrieval.fresh && s.retrieval.neighbours.length === s.retrieval.k && s.marks['neighbour:9']);
     const cut = Object.entries(ps.marks).filter(([k, p]) => k.startsWith('neighbour:') && !(p[0] > 0 && p[0] < pbox.width && p[1] > 0));
     phone = { canvas: [pbox.width, pbox.height], neighbours: ps.retrieval.neighbours.length };
