@@ -18,6 +18,10 @@ from collections import Counter
 # (label, pattern) in priority order: the first pattern found anywhere on the stack wins, so the
 # backward kinds come before the forward op they also contain.
 CATEGORIES = [
+    # Our kernels (shaders/, leoclr_kernels): the CPU backend's convolution since issue 24.
+    ("conv2d backward: input gradient (ours)", r"leoclr_kernels::cpu::conv::conv2d_input_grad"),
+    ("conv2d backward: weight gradient (ours)", r"leoclr_kernels::cpu::conv::conv2d_weight_grad"),
+    ("conv2d forward (ours)", r"leoclr_kernels::cpu::conv::conv2d_forward"),
     ("conv2d backward: input gradient (conv_transpose2d)", r"conv2d_x_backward"),
     ("conv2d backward: weight gradient", r"conv2d_weight_backward"),
     ("max pool backward", r"max_pool2d_with_indices_backward|max_pool2d_backward"),

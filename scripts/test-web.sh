@@ -18,6 +18,9 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; th
 fi
 (cd tests/web && npm install --no-audit --no-fund --silent)
 start=$(date +%s)
+# Lints for the browser target too (both modules' code: the viewer's and the WebGPU feature's).
+CARGO_TARGET_DIR="$LEOCLR_CACHE/target-web" cargo clippy --target wasm32-unknown-unknown \
+  -p leoclr-web --features webgpu -- -D warnings
 bash web/build.sh
 node tests/web/app.test.mjs
 node tests/web/app.test.mjs --webgpu

@@ -98,7 +98,7 @@ try {
   check(first.tab === 'Views' && first.module === 'viewer', `the viewer module renders (${first.frame} frames, tab ${first.tab}, module ${first.module})`);
   const ready = await waitState('the bundled model and gallery', (s) => s.loaded_ms !== null && s.loaded_ms !== undefined, 60000);
   const readyMs = Date.now() - t0;
-  console.log(`training device: ${ready.train_device}; first frame ${loadMs} ms, gallery in ${readyMs} ms from navigation`);
+  console.log(`training device: ${ready.train.device}; first frame ${loadMs} ms, gallery in ${readyMs} ms from navigation`);
   if (!webgpu) {
     await page.waitForFunction(() => /No WebGPU adapter/.test(document.getElementById('notice').textContent), null, { timeout: 10000 });
     check(true, 'the page says training falls back to the CPU');
@@ -206,10 +206,10 @@ try {
   } else {
     await click('button:webgpu');
     tr = await waitState(`the WebGPU module and ${want} losses`, (s) => (s.module === 'webgpu' && s.train.losses >= want) || (s.train && s.train.error), 400000 + 2000 * want);
-    check(tr.module === 'webgpu' && tr.train_device === 'WebGPU', `the training module took the canvas over (module ${tr.module}, training on ${tr.train_device})`);
+    check(tr.module === 'webgpu' && tr.train.device === 'WebGPU', `the training module took the canvas over (module ${tr.module}, training on ${tr.train.device})`);
   }
   const trainMs = Date.now() - trainStart;
-  check(!tr.train.error && tr.train.losses >= want, `train here: ${tr.train.steps} steps, ${tr.train.losses} losses, last ${tr.train.last_loss} on ${tr.train_device}`);
+  check(!tr.train.error && tr.train.losses >= want, `train here: ${tr.train.steps} steps, ${tr.train.losses} losses, last ${tr.train.last_loss} on ${tr.train.device}`);
   if (webgpu) {
     await click('button:train'); // pause
     // On SwiftShader's WebGPU a step takes seconds and the queued ones finish first: wait longer
@@ -267,7 +267,7 @@ try {
   const firstDownloadGzip = gz(viewer) + gz(viewerJs);
   check(firstDownloadGzip <= FIRST_DOWNLOAD_BUDGET, `first download ${(firstDownloadGzip / 1e6).toFixed(2)} MB gzip (budget ${(FIRST_DOWNLOAD_BUDGET / 1e6).toFixed(2)} MB)`);
   const result = {
-    backend_for_training: tr.train_device,
+    backend_for_training: tr.train.device,
     flags: webgpu ? 'webgpu' : 'default',
     viewer_wasm_bytes: statSync(viewer).size,
     viewer_wasm_gzip_bytes: gz(viewer),

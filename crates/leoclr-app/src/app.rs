@@ -28,27 +28,6 @@ pub type TrainingPanel = crate::training::TrainingState;
 #[cfg(target_arch = "wasm32")]
 pub type TrainingPanel = crate::train_here::TrainHere;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tab {
-    Views,
-    Training,
-    Retrieval,
-    Map,
-}
-
-impl Tab {
-    pub const ALL: [Tab; 4] = [Tab::Views, Tab::Training, Tab::Retrieval, Tab::Map];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Tab::Views => "Views",
-            Tab::Training => "Training",
-            Tab::Retrieval => "Retrieval",
-            Tab::Map => "Map",
-        }
-    }
-}
-
 /// What the top bar's text boxes hold (natively; the browser shows a fixed dataset and model).
 pub struct TopBar {
     pub data_path: String,
@@ -56,32 +35,82 @@ pub struct TopBar {
     pub model_path: String,
 }
 
-pub struct LeoclrApp {
-    pub tab: Tab,
-    pub top: TopBar,
-    pub shared: Shared,
-    pub views: ViewsState,
-    pub training: TrainingPanel,
-    pub retrieval: RetrievalState,
-    pub map: MapState,
+/// The panels, registered once: each line is a tab, its title, its field and its type. The
+/// tab bar, the per-frame polling, the layout of the shown tab and the state the page publishes
+/// all iterate this list; adding a panel is a line here and an implementation of [`Panel`].
+macro_rules! panels {
+    ($($tab:ident, $title:literal, $field:ident: $ty:ty;)*) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Tab {
+            $($tab),*
+        }
+
+        impl Tab {
+            pub const ALL: [Tab; [$($title),*].len()] = [$(Tab::$tab),*];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Tab::$tab => $title),*
+                }
+            }
+        }
+
+        pub struct LeoclrApp {
+            pub tab: Tab,
+            pub top: TopBar,
+            pub shared: Shared,
+            $(pub $field: $ty,)*
+        }
+
+        impl LeoclrApp {
+            fn with_panels(tab: Tab, top: TopBar, shared: Shared) -> Self {
+                Self {
+                    tab,
+                    top,
+                    shared,
+                    $($field: <$ty>::default(),)*
+                }
+            }
+
+            /// The shared state and every panel, borrowed apart.
+            fn panels(&mut self) -> (&mut Shared, Vec<(Tab, &mut dyn Panel)>) {
+                (&mut self.shared, vec![$((Tab::$tab, &mut self.$field as &mut dyn Panel)),*])
+            }
+
+            /// What every panel publishes of its state, by the panel's key (the browser page
+            /// and its test read it).
+            pub fn published(&self) -> serde_json::Map<String, serde_json::Value> {
+                let mut out = serde_json::Map::new();
+                $(
+                    if let Some((key, value)) = Panel::publish(&self.$field) {
+                        out.insert(key.to_string(), value);
+                    }
+                )*
+                out
+            }
+        }
+    };
+}
+
+panels! {
+    Views, "Views", views: ViewsState;
+    Training, "Training", training: TrainingPanel;
+    Retrieval, "Retrieval", retrieval: RetrievalState;
+    Map, "Map", map: MapState;
 }
 
 impl LeoclrApp {
     /// An app computing on `device`; `device_note` says which devices render and compute.
     pub fn new(device: Device, device_note: impl Into<String>) -> Self {
-        Self {
-            tab: Tab::Views,
-            top: TopBar {
+        Self::with_panels(
+            Tab::Views,
+            TopBar {
                 data_path: leoclr_core::run::BUNDLED_DATA.into(),
                 split: Split::Train,
                 model_path: String::new(),
             },
-            shared: Shared::new(Workspace::new(device, device_note)),
-            views: ViewsState::default(),
-            training: TrainingPanel::default(),
-            retrieval: RetrievalState::default(),
-            map: MapState::default(),
-        }
+            Shared::new(Workspace::new(device, device_note)),
+        )
     }
 
     /// Opens a dataset in the top bar's split; panels drop their selection in the old one.
@@ -238,19 +267,6 @@ impl LeoclrApp {
                 ui.weak(&self.shared.workspace.device_note);
             });
         });
-    }
-
-    /// The shared state and every panel, borrowed apart.
-    fn panels(&mut self) -> (&mut Shared, [(Tab, &mut dyn Panel); 4]) {
-        (
-            &mut self.shared,
-            [
-                (Tab::Views, &mut self.views),
-                (Tab::Training, &mut self.training),
-                (Tab::Retrieval, &mut self.retrieval),
-                (Tab::Map, &mut self.map),
-            ],
-        )
     }
 
     fn act(&mut self, action: Action) {

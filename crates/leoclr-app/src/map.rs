@@ -192,6 +192,18 @@ impl MapState {
 }
 
 impl Panel for MapState {
+    fn publish(&self) -> Option<(&'static str, serde_json::Value)> {
+        Some((
+            "map",
+            serde_json::json!({
+                "photo": self.photo.map(|p| [p.x, p.y]),
+                "projection": self.projection.name(),
+                "points": self.screen.len(),
+                "tsne_progress": self.tsne.progress,
+            }),
+        ))
+    }
+
     /// Draws the map; a click on a point asks for its neighbours.
     fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) -> Option<Action> {
         let model = shared.workspace.model.as_ref().map(|m| m.id);

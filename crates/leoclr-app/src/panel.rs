@@ -19,4 +19,10 @@ pub trait Panel {
     /// Lays out the panel's side and central panels (one level: a central panel nested in another
     /// does not receive clicks).
     fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) -> Option<Action>;
+
+    /// What the panel shows, for a host that reads the app from outside (the browser page, its
+    /// test): a key and a JSON value, or nothing.
+    fn publish(&self) -> Option<(&'static str, serde_json::Value)> {
+        None
+    }
 }

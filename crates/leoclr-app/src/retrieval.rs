@@ -221,6 +221,27 @@ fn result_summary(ui: &mut egui::Ui, r: &Results) {
 }
 
 impl Panel for RetrievalState {
+    fn publish(&self) -> Option<(&'static str, serde_json::Value)> {
+        let query = match &self.query {
+            Some(Query::Index(i)) => serde_json::json!(i),
+            Some(Query::File { name, .. }) => serde_json::json!(name),
+            None => serde_json::Value::Null,
+        };
+        let neighbours: Vec<(usize, f32)> = self
+            .results
+            .as_ref()
+            .map(|r| r.neighbours.clone())
+            .unwrap_or_default();
+        let fresh = self.results.as_ref().map(|r| r.query().to_string())
+            == self.query.as_ref().map(|q| q.key());
+        Some((
+            "retrieval",
+            serde_json::json!({
+                "query": query, "k": self.k, "neighbours": neighbours, "fresh": fresh,
+            }),
+        ))
+    }
+
     fn poll(&mut self, shared: &mut Shared) {
         let Some(f) = &mut self.file else { return };
         let Some(res) = f.job.as_mut().and_then(|j| j.poll()) else {

@@ -10,9 +10,8 @@ use std::rc::Rc;
 use burn::tensor::{Device, Tensor};
 use eframe::egui;
 use egui_plot::{Line, Plot, PlotPoints};
-use leoclr_core::Backbone;
 use leoclr_core::checkpoint;
-use leoclr_core::run::{DataSpec, ModelSpec, Plan, RunMeta, RunSpec, Sets, view_size};
+use leoclr_core::run::{Plan, RunMeta, RunSpec, Sets, view_size};
 use leoclr_core::session::{ReadLoss, Session};
 
 use crate::error::{AppError, Result};
@@ -83,21 +82,7 @@ impl TrainHere {
     /// batch sized for a small gallery and views of at most 28 px (a browser step stays well
     /// under a second on the CPU backend). Every other setting is `leoclr train`'s default.
     pub fn spec(&self, size: usize) -> RunSpec {
-        RunSpec {
-            data: DataSpec {
-                size: Some(size),
-                ..DataSpec::default()
-            },
-            model: ModelSpec {
-                backbone: Backbone::Tiny,
-                small_stem: Some(false),
-                ..ModelSpec::default()
-            },
-            batch: self.batch,
-            queue: 256,
-            epochs: 1000,
-            ..RunSpec::default()
-        }
+        RunSpec::train_here(self.batch, size)
     }
 
     fn setup(&mut self, shared: &mut Shared) -> Result<()> {
@@ -282,6 +267,19 @@ impl TrainHere {
 }
 
 impl Panel for TrainHere {
+    fn publish(&self) -> Option<(&'static str, serde_json::Value)> {
+        let losses = self.losses.borrow();
+        Some((
+            "train",
+            serde_json::json!({
+                "steps": self.steps, "losses": losses.len(), "last_loss": losses.last().map(|l| l[1]),
+                "error": self.error, "running": self.running, "from_scratch": self.from_scratch,
+                "knn": self.watch.knn, "map_moved": self.watch.moved_total,
+                "offer": self.offer.is_some(), "device": self.device_name,
+            }),
+        ))
+    }
+
     fn poll(&mut self, shared: &mut Shared) {
         self.tick(shared);
     }

@@ -8,31 +8,18 @@ use crossbeam_channel::{Receiver, unbounded};
 use eframe::egui;
 use egui_plot::{Line, Plot, PlotPoints, Points};
 use leoclr_core::augment_device::AugmentOn;
+use leoclr_core::method::{RECIPES, Recipe, default_recipe};
 use leoclr_core::run::{
-    Control, EpochRecord, Existing, MethodName, ModelSpec, Outcome, Run, RunEvent, RunSpec,
+    Control, EpochRecord, Existing, MethodRef, ModelSpec, Outcome, Run, RunEvent, RunSpec,
     read_metrics,
 };
-use leoclr_core::{Backbone, BackendKind, Method, OriginalBranch};
+use leoclr_core::{Backbone, BackendKind};
 use leoclr_data::OriginalAug;
 
 use crate::error::AppError;
 use crate::panel::{Action, Panel};
 use crate::shared::Shared;
 use crate::widgets::choice;
-
-/// What the worker sends.
-pub enum TrainMsg {
-    Started {
-        summary: String,
-        epoch: usize,
-        epochs: usize,
-        steps_per_epoch: usize,
-        history: Vec<EpochRecord>,
-    },
-    Event(RunEvent),
-    Done(Outcome),
-    Failed(AppError),
-}
 
 pub enum Start {
     New(Box<RunSpec>, Existing),
@@ -41,7 +28,7 @@ pub enum Start {
 
 pub struct TrainJob {
     pub control: Arc<Control>,
-    rx: Receiver<TrainMsg>,
+    rx: Receiver<RunEvent>,
     pub dir: PathBuf,
 }
 
@@ -61,6 +48,8 @@ impl TrainJob {
                     let _ = tx.send(m);
                     ctx.request_repaint();
                 };
+                // The run's own events, then (for a run that could not start, or panicked)
+                // a failure: the panel consumes one stream.
                 let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     let mut run = match start {
                         Start::New(spec, existing) => {
@@ -70,33 +59,14 @@ impl TrainJob {
                         }
                         Start::Resume(dir) => Run::resume(&dir)?,
                     };
-                    let t = run.trainer();
-                    send(TrainMsg::Started {
-                        summary: format!(
-                            "{} on {} ({} images, {}px), {:?}, backend {}, augment on {}",
-                            t.config.method.label(),
-                            run.plan.sets.train.name,
-                            run.plan.sets.train.len(),
-                            run.plan.view_size,
-                            t.config.model.backbone,
-                            run.spec().backend,
-                            run.spec().augment_on
-                        ),
-                        epoch: t.epoch,
-                        epochs: t.config.epochs,
-                        steps_per_epoch: t.steps_per_epoch,
-                        history: if run.resumed {
-                            read_metrics(run.dir()).unwrap_or_default()
-                        } else {
-                            Vec::new()
-                        },
-                    });
-                    run.train(&c, None, &mut |e| send(TrainMsg::Event(e)))
+                    run.train(&c, None, &mut |e| send(e))?;
+                    Ok::<(), leoclr_core::Error>(())
                 }));
                 match res {
-                    Ok(Ok(o)) => send(TrainMsg::Done(o)),
-                    Ok(Err(e)) => send(TrainMsg::Failed(e.into())),
-                    Err(_) => send(TrainMsg::Failed(AppError::Panic("training"))),
+                    Ok(Ok(())) => {}
+                    // `train` reported its own failure; one that came before it did not.
+                    Ok(Err(e)) => send(RunEvent::Failed(AppError::from(e).to_string())),
+                    Err(_) => send(RunEvent::Failed(AppError::Panic("training").to_string())),
                 }
             })
             .expect("spawn training thread");
@@ -104,56 +74,11 @@ impl TrainJob {
     }
 }
 
-/// The method choices of the form.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MethodChoice {
-    LeoclrKey,
-    LeoclrQuery,
-    /// The paper's Algorithm 1 (original through the query encoder, augmented).
-    LeoclrPaper,
-    MocoSym,
-    MocoAsym,
-}
-
-impl MethodChoice {
-    const ALL: [Self; 5] = [
-        Self::LeoclrKey,
-        Self::LeoclrQuery,
-        Self::LeoclrPaper,
-        Self::MocoSym,
-        Self::MocoAsym,
-    ];
-
-    fn label(self) -> &'static str {
-        match self {
-            Self::LeoclrKey => "LeOCLR (original: key)",
-            Self::LeoclrQuery => "LeOCLR (original: query)",
-            Self::LeoclrPaper => "LeOCLR, the paper's (original: query, augmented)",
-            Self::MocoSym => "MoCo-v2 (symmetric)",
-            Self::MocoAsym => "MoCo-v2 (asymmetric)",
-        }
-    }
-
-    /// Sets the method of `model` (the original view's augmentation stays as the form has it).
-    pub fn apply(self, model: &mut ModelSpec) {
-        match self {
-            Self::LeoclrPaper => {
-                model.method = MethodName::LeoclrPaper;
-                model.original_branch = None;
-            }
-            Self::LeoclrKey | Self::LeoclrQuery | Self::MocoSym | Self::MocoAsym => model
-                .set_method(match self {
-                    Self::LeoclrQuery => Method::Leoclr {
-                        original_branch: OriginalBranch::Query,
-                    },
-                    Self::MocoSym => Method::Mocov2 { symmetric: true },
-                    Self::MocoAsym => Method::Mocov2 { symmetric: false },
-                    _ => Method::Leoclr {
-                        original_branch: OriginalBranch::Key,
-                    },
-                }),
-        }
-    }
+/// Selects a recipe in the form's settings (the original view's augmentation stays as the form
+/// has it: "the method's" unless chosen).
+pub fn apply_recipe(recipe: &'static Recipe, model: &mut ModelSpec) {
+    model.method = MethodRef(recipe);
+    model.original_branch = None;
 }
 
 /// Curves of the run shown: per-step points and per-epoch records.
@@ -178,7 +103,8 @@ impl Curves {
 
 pub struct TrainingState {
     pub spec: RunSpec,
-    pub method: MethodChoice,
+    /// The method chosen in the form (one of the registry's recipes).
+    pub method: &'static Recipe,
     /// Replace a run already in the run directory (otherwise Start refuses it).
     pub overwrite: bool,
     /// 0: the whole dataset.
@@ -197,16 +123,10 @@ pub struct TrainingState {
 
 impl Default for TrainingState {
     fn default() -> Self {
-        let spec = RunSpec {
-            epochs: 5,
-            batch: 128,
-            eval_every: 1,
-            out: PathBuf::from("runs/app"),
-            ..RunSpec::default()
-        };
+        let spec = RunSpec::interactive();
         Self {
             spec,
-            method: MethodChoice::LeoclrKey,
+            method: default_recipe(),
             overwrite: false,
             limit: 0,
             job: None,
@@ -236,7 +156,7 @@ impl TrainingState {
         spec.data.data = data.path.clone();
         spec.data.split = data.split;
         spec.data.limit = (self.limit > 0).then_some(self.limit);
-        self.method.apply(&mut spec.model);
+        apply_recipe(self.method, &mut spec.model);
         self.curves = Curves::default();
         self.paused = false;
         self.status = "starting…".into();
@@ -285,19 +205,14 @@ impl TrainingState {
         let mut finished = false;
         while let Ok(m) = job.rx.try_recv() {
             match m {
-                TrainMsg::Started {
-                    summary,
-                    epoch,
-                    epochs,
-                    steps_per_epoch,
-                    history,
-                } => {
-                    self.status = format!("running: {summary}, from epoch {}", epoch + 1);
-                    self.total_epochs = epochs;
-                    self.curves.steps_per_epoch = steps_per_epoch;
-                    self.curves.epochs = history;
+                RunEvent::Started(info) => {
+                    self.status =
+                        format!("running: {}, from epoch {}", info.summary, info.epoch + 1);
+                    self.total_epochs = info.epochs;
+                    self.curves.steps_per_epoch = info.steps_per_epoch;
+                    self.curves.epochs = info.history;
                 }
-                TrainMsg::Event(RunEvent::Step(e)) => {
+                RunEvent::Step(e) => {
                     let x = e.step as f64;
                     if let Some(l) = e.loss {
                         self.curves.loss.push([x, l as f64]);
@@ -318,10 +233,10 @@ impl TrainingState {
                             .unwrap_or_default()
                     );
                 }
-                TrainMsg::Event(RunEvent::Evaluating(what, d, n)) => {
+                RunEvent::Evaluating(what, d, n) => {
                     self.status = format!("kNN evaluation: embedding {what} {d}/{n}");
                 }
-                TrainMsg::Event(RunEvent::Epoch(r)) => {
+                RunEvent::Epoch(r) => {
                     self.status = format!(
                         "epoch {}/{} done: loss {:.4}{}; checkpoint saved",
                         r.epoch,
@@ -333,7 +248,7 @@ impl TrainingState {
                     );
                     self.curves.epochs.push(r);
                 }
-                TrainMsg::Done(o) => {
+                RunEvent::Done(o) => {
                     self.status = match o {
                         Outcome::Finished => {
                             format!("finished; run directory {}", job.dir.display())
@@ -344,7 +259,7 @@ impl TrainingState {
                     };
                     finished = true;
                 }
-                TrainMsg::Failed(e) => {
+                RunEvent::Failed(e) => {
                     self.status = format!("failed: {e}");
                     shared.status.error(format!("training failed: {e}"));
                     finished = true;
@@ -370,7 +285,7 @@ impl TrainingState {
                     None => ui.weak("open a dataset (top bar)"),
                 };
                 ui.end_row();
-                let methods: Vec<_> = MethodChoice::ALL.map(|m| (m, m.label().to_string())).into();
+                let methods: Vec<_> = RECIPES.iter().map(|r| (r, r.summary.to_string())).collect();
                 choice(ui, "method", &mut self.method, &methods);
                 let originals = [
                     (None, "the method's".to_string()),

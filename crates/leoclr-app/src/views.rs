@@ -9,7 +9,7 @@ use leoclr_core::eval::Output;
 use leoclr_core::infer::{cosine, embed_views};
 use leoclr_core::run::{augment, view_size};
 use leoclr_data::augment::{crop_view, original_view, to_rgb8};
-use leoclr_data::{AugmentConfig, Dataset, OriginalAug, Rng, View, ViewParams};
+use leoclr_data::{AugmentConfig, Dataset, OriginalAug, Rng, View, ViewParams, Views};
 
 use crate::error::Result;
 use crate::jobs::Job;
@@ -41,10 +41,10 @@ pub struct Sample {
     key: Key,
     pub original: egui::TextureHandle,
     pub original_size: (usize, usize),
-    /// Crop 1, crop 2, original view.
-    pub views: [(egui::TextureHandle, ViewParams); 3],
-    /// cos(crop1, original), cos(crop2, original), cos(crop1, crop2) of the projections.
-    pub similarity: Option<[f32; 3]>,
+    /// Every view as the encoders receive it, with what was sampled for it.
+    pub views: Views<(egui::TextureHandle, ViewParams)>,
+    /// The cosine similarities of the views' projections.
+    pub similarity: Option<Similarity>,
 }
 
 impl Sample {
@@ -54,10 +54,19 @@ impl Sample {
     }
 }
 
+/// What LeOCLR attracts (each crop to the original) and what MoCo-v2 attracts (the crops to each
+/// other), as cosines of the views' projections.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Similarity {
+    pub crop1_original: f32,
+    pub crop2_original: f32,
+    pub crop1_crop2: f32,
+}
+
 /// The similarities of a sample, embedded on a worker thread.
 struct SimilarityJob {
     key: Key,
-    job: Job<[f32; 3]>,
+    job: Job<Similarity>,
 }
 
 pub struct ViewsState {
@@ -186,11 +195,12 @@ impl ViewsState {
         };
         // The same derivation as the loader: (seed, image) fixes the crops.
         let mut rng = Rng::derive(self.seed, &[0xA1, index as u64]);
-        let views = [
-            crop_view(&img, &aug, &mut rng),
-            crop_view(&img, &aug, &mut rng),
-            original_view(&img, &aug, Some(&mut rng)),
-        ];
+        // Drawn in this order (crop 1, crop 2, original): a seed gives the views it always has.
+        let views = Views {
+            crop1: crop_view(&img, &aug, &mut rng),
+            crop2: crop_view(&img, &aug, &mut rng),
+            original: original_view(&img, &aug, Some(&mut rng)),
+        };
         self.similarity_job = self.start_similarity(ctx, &key, &views, &aug, ds, shared);
         let tex = |name: &str, v: &View| {
             let rgb = to_rgb8(&v.pixels, aug.size, &aug);
@@ -201,16 +211,16 @@ impl ViewsState {
             )
         };
         let original = crate::thumbs::texture(ctx, "views-original".into(), &img);
-        let [c1, c2, o] = views;
+        let names = Views {
+            crop1: "views-crop1",
+            crop2: "views-crop2",
+            original: "views-orig",
+        };
         self.sample = Some(Sample {
             key,
             original,
             original_size: (img.width, img.height),
-            views: [
-                (tex("views-crop1", &c1), c1.params),
-                (tex("views-crop2", &c2), c2.params),
-                (tex("views-orig", &o), o.params),
-            ],
+            views: views.map(|k, v| (tex(names[k], &v), v.params)),
             similarity: None,
         });
     }
@@ -220,7 +230,7 @@ impl ViewsState {
         &self,
         ctx: &egui::Context,
         key: &Key,
-        views: &[View; 3],
+        views: &Views<View>,
         aug: &AugmentConfig,
         ds: &Dataset,
         shared: &Shared,
@@ -229,17 +239,19 @@ impl ViewsState {
         if m.channels() != ds.channels {
             return None;
         }
-        let px: Vec<Vec<f32>> = views.iter().map(|v| v.pixels.clone()).collect();
+        // One batch in view order: rows crop 1, crop 2, original.
+        let px: Vec<Vec<f32>> = views.iter().map(|(_, v)| v.pixels.clone()).collect();
         let (enc, dev) = (m.encoder.clone(), shared.workspace.device.clone());
         let (channels, size) = (ds.channels, aug.size);
         let job = Job::spawn("similarity", ctx, move |_| {
             let px: Vec<&[f32]> = px.iter().map(|v| v.as_slice()).collect();
             let z = embed_views(&enc, &px, channels, size, Output::Projection, &dev)?;
-            Ok([
-                cosine(&z[0], &z[2]),
-                cosine(&z[1], &z[2]),
-                cosine(&z[0], &z[1]),
-            ])
+            let [c1, c2, o] = [&z[0], &z[1], &z[2]];
+            Ok(Similarity {
+                crop1_original: cosine(c1, o),
+                crop2_original: cosine(c2, o),
+                crop1_crop2: cosine(c1, c2),
+            })
         });
         Some(SimilarityJob {
             key: key.clone(),
@@ -298,11 +310,10 @@ impl ViewsState {
             ui.vertical(|ui| {
                 ui.label("as the encoders receive them");
                 ui.horizontal(|ui| {
-                    let names = ["crop 1", "crop 2", "original"];
-                    for (k, (tex, p)) in s.views.iter().enumerate() {
+                    for (k, (tex, p)) in s.views.iter() {
                         ui.vertical(|ui| {
                             ui.set_width(150.0);
-                            let title = ui.label(names[k]);
+                            let title = ui.label(k.name());
                             ui.add(
                                 egui::Image::new(tex).fit_to_exact_size(egui::vec2(128.0, 128.0)),
                             )
@@ -314,11 +325,11 @@ impl ViewsState {
                 });
                 ui.add_space(8.0);
                 match s.similarity {
-                    Some([a, b, c]) => {
+                    Some(sim) => {
                         ui.label("cosine similarity of the projections:");
-                        ui.label(format!("crop 1 vs original: {a:.3}"));
-                        ui.label(format!("crop 2 vs original: {b:.3}"));
-                        ui.label(format!("crop 1 vs crop 2: {c:.3}"));
+                        ui.label(format!("crop 1 vs original: {:.3}", sim.crop1_original));
+                        ui.label(format!("crop 2 vs original: {:.3}", sim.crop2_original));
+                        ui.label(format!("crop 1 vs crop 2: {:.3}", sim.crop1_crop2));
                         ui.weak(
                             "LeOCLR pulls each crop towards the original; MoCo-v2 pulls the two \
                              crops together, even when they show different parts.",
@@ -337,6 +348,33 @@ impl ViewsState {
 }
 
 impl Panel for ViewsState {
+    fn publish(&self) -> Option<(&'static str, serde_json::Value)> {
+        let sample = self.sample.as_ref();
+        let boxes: Vec<[f32; 4]> = sample
+            .map(|s| {
+                [&s.views.crop1.1, &s.views.crop2.1]
+                    .iter()
+                    .map(|p| [p.crop.x, p.crop.y, p.crop.w, p.crop.h])
+                    .collect()
+            })
+            .unwrap_or_default();
+        // The similarities as the page has read them: crop 1 and crop 2 to the original, then
+        // crop 1 to crop 2.
+        let similarity = sample
+            .and_then(|s| s.similarity)
+            .map(|s| [s.crop1_original, s.crop2_original, s.crop1_crop2]);
+        Some((
+            "views",
+            serde_json::json!({
+                "selected": self.selected,
+                "boxes": boxes,
+                "photo": sample.and_then(|s| s.photo()),
+                "size": sample.map(|s| [s.original_size.0, s.original_size.1]),
+                "similarity": similarity,
+            }),
+        ))
+    }
+
     fn poll(&mut self, shared: &mut Shared) {
         let Some(sj) = &mut self.similarity_job else {
             return;
@@ -400,7 +438,8 @@ fn original_with_boxes(ui: &mut egui::Ui, s: &Sample, side: f32) {
         ui.add(egui::Image::new(&s.original).fit_to_exact_size(egui::vec2(w * scale, h * scale)));
     let r = resp.rect;
     let painter = ui.painter_at(r.expand(2.0));
-    for (k, (_, p)) in s.views[..2].iter().enumerate() {
+    let crops = [(0, &s.views.crop1.1), (1, &s.views.crop2.1)];
+    for (k, p) in crops {
         let c = p.crop;
         let rect = egui::Rect::from_min_size(
             r.min + egui::vec2(c.x * scale, c.y * scale),

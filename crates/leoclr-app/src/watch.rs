@@ -108,8 +108,8 @@ impl Watch {
         if self.busy() {
             return;
         }
-        let values = ema::values(&trainer.online.valid());
-        let step = trainer.step;
+        let values = ema::values(&trainer.online().valid());
+        let step = trainer.step_count();
         #[cfg(not(target_arch = "wasm32"))]
         {
             let data = values.into_iter().map(|t| t.into_data()).collect();

@@ -122,7 +122,10 @@ fn wait_for(h: &mut Harness<'_, LeoclrApp>, what: &str, done: impl Fn(&LeoclrApp
 
 fn crop_text(app: &LeoclrApp) -> String {
     let s = app.views.sample.as_ref().expect("a sample");
-    format!("{:?}", s.views.iter().map(|v| v.1.crop).collect::<Vec<_>>())
+    format!(
+        "{:?}",
+        s.views.iter().map(|(_, v)| v.1.crop).collect::<Vec<_>>()
+    )
 }
 
 #[test]
@@ -141,7 +144,13 @@ fn views_select_resample_and_sliders() {
     h.get_by_label("original");
     // Resize + flip only without a model: the original gets no colour augmentation.
     let original = |h: &Harness<'_, LeoclrApp>| {
-        h.state().views.sample.as_ref().expect("a sample").views[2]
+        h.state()
+            .views
+            .sample
+            .as_ref()
+            .expect("a sample")
+            .views
+            .original
             .1
             .clone()
     };
@@ -183,7 +192,7 @@ fn views_select_resample_and_sliders() {
     h.run();
     assert_eq!(h.state().views.scale, (0.9, 1.0));
     let s = h.state().views.sample.as_ref().unwrap();
-    for (_, p) in &s.views[..2] {
+    for (_, p) in [&s.views.crop1, &s.views.crop2] {
         assert!(p.crop.w * p.crop.h >= 0.85 * 256.0, "{:?}", p.crop);
     }
     h.get_by_label_contains("Load a model");
@@ -205,7 +214,8 @@ fn views_select_resample_and_sliders() {
         "crop 2 vs original",
         "crop 1 vs crop 2",
     ];
-    for (name, v) in names.iter().zip(sim) {
+    let values = [sim.crop1_original, sim.crop2_original, sim.crop1_crop2];
+    for (name, v) in names.iter().zip(values) {
         assert!((-1.0..=1.0).contains(&v));
         h.get_by_label(&format!("{name}: {v:.3}"));
     }
@@ -410,7 +420,7 @@ fn retrieval_by_click_and_drop_then_map() {
     });
     let s = h.state().views.sample.as_ref().unwrap();
     assert_eq!(s.original_size, (40, 30));
-    for (_, p) in &s.views[..2] {
+    for (_, p) in [&s.views.crop1, &s.views.crop2] {
         let c = p.crop;
         assert!(
             c.x >= 0.0 && c.y >= 0.0 && c.x + c.w <= 40.0 && c.y + c.h <= 30.0,
@@ -570,6 +580,7 @@ fn an_embed_index_opens_with_its_model_data_and_features() {
         split: "train".into(),
         skipped: vec!["train#7: unreadable".into()],
         projections: false,
+        model: None,
         ann: Some(ann),
     };
     std::fs::write(

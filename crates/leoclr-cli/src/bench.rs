@@ -12,11 +12,12 @@ use anyhow::Result;
 use burn::tensor::{Device, Tensor};
 use clap::Args;
 use leoclr_core::augment_device::{AugmentOn, DeviceEpoch, DeviceImages};
-use leoclr_core::ema::{ema_update, parameters};
+use leoclr_core::ema::parameters;
 use leoclr_core::run::{BUNDLED_DATA, DataSpec, ModelSpec, Plan, RunSpec, Sets};
 use leoclr_core::session::{Feed, ReadLoss, Session, fit_epoch};
 use leoclr_core::{BackendKind, Precision, Trainer};
 use leoclr_data::{Batch, Dataset, DatasetSpec, Loader, Split};
+use leoclr_kernels::ConvImpl;
 use serde::Serialize;
 
 #[derive(Args, Debug)]
@@ -73,6 +74,11 @@ pub struct BenchArgs {
     /// replicas share its one device.
     #[arg(long, value_delimiter = ',')]
     pub devices: Vec<usize>,
+    /// The CPU backend's convolution, in order: ours (the project's kernels, shaders/) and/or
+    /// burn (flex's own), a row each, so the two compare in one command. Other backends run
+    /// burn's.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "ours")]
+    pub conv: Vec<ConvArg>,
     /// One JSON object per configuration instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -81,9 +87,36 @@ pub struct BenchArgs {
     pub out: Option<PathBuf>,
 }
 
+/// Which convolution the CPU backend runs.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvArg {
+    /// The project's kernels (shaders/): one GEMM per tile of images, our own gradients.
+    Ours,
+    /// burn-flex's own convolution and burn's generic gradients.
+    Burn,
+}
+
+impl ConvArg {
+    fn set(self) {
+        leoclr_kernels::set_conv_impl(match self {
+            Self::Ours => ConvImpl::Ours,
+            Self::Burn => ConvImpl::Burn,
+        });
+    }
+
+    fn name(self, backend: BackendKind) -> &'static str {
+        match (backend, self) {
+            (BackendKind::Cpu, Self::Ours) => "ours",
+            _ => "burn",
+        }
+    }
+}
+
 #[derive(Serialize, Debug, Clone)]
 pub struct Row {
     pub backend: String,
+    /// The convolution the step ran: ours or burn's.
+    pub conv: String,
     /// Devices the step ran on (data-parallel above 1).
     pub devices: usize,
     /// Where the end-to-end run made its views: cpu (loader threads) or device.
@@ -129,6 +162,10 @@ impl Row {
     ) -> Self {
         Self {
             backend: backend.to_string(),
+            conv: match leoclr_kernels::conv_impl() {
+                ConvImpl::Ours if backend == BackendKind::Cpu => "ours".into(),
+                _ => "burn".into(),
+            },
             devices,
             augment_on,
             precision: a.precision.to_string(),
@@ -266,18 +303,22 @@ fn time_steps(plan: &Plan, device: &Device, a: &BenchArgs) -> Result<StepTiming>
     let views = trainer.upload_views(&batch);
     let mut peak = DevicePeak::default();
     let t0 = Instant::now();
-    trainer.step_views(views.clone())?.into_scalar::<f32>();
+    trainer
+        .step_views(views.clone(), &batch.ids)?
+        .into_scalar::<f32>();
     let first_step_s = t0.elapsed().as_secs_f64();
     peak.sample(device);
     for _ in 0..a.warmup {
-        trainer.step_views(views.clone())?;
+        trainer.step_views(views.clone(), &batch.ids)?;
     }
-    trainer.step_views(views.clone())?.into_scalar::<f32>();
+    trainer
+        .step_views(views.clone(), &batch.ids)?
+        .into_scalar::<f32>();
     peak.sample(device);
     let t = Instant::now();
     let mut last = None;
     for _ in 0..a.steps {
-        last = Some(trainer.step_views(views.clone())?);
+        last = Some(trainer.step_views(views.clone(), &batch.ids)?);
     }
     if let Some(l) = last {
         l.into_scalar::<f32>();
@@ -293,16 +334,16 @@ fn time_steps(plan: &Plan, device: &Device, a: &BenchArgs) -> Result<StepTiming>
     let ema_ms = per_call_ms(
         reps,
         &mut trainer,
-        |t| t.key = ema_update(t.key.clone(), &t.online, 0.99),
+        |t| t.update_key_encoder(0.99),
         |t| {
-            std::hint::black_box(parameters(&t.key));
+            std::hint::black_box(parameters(t.key()));
         },
     );
-    let keys = Tensor::<2>::ones([a.batch, 128], &trainer.device).detach();
+    let keys = Tensor::<2>::ones([a.batch, 128], trainer.device()).detach();
     let enqueue_ms = per_call_ms(
         reps,
-        &mut trainer.queue.clone(),
-        |q| q.enqueue(keys.clone()),
+        &mut trainer.queue().clone(),
+        |q| q.enqueue(keys.clone(), &[]),
         |q| {
             q.keys.clone().sum().into_scalar::<f32>();
         },
@@ -371,14 +412,14 @@ fn time_end_to_end(plan: &Plan, device: &Device, on: AugmentOn) -> Result<(f64, 
             (Feed::Host, seen as f64 / t.elapsed().as_secs_f64())
         }
         AugmentOn::Device => {
-            let images = Arc::new(DeviceImages::upload(ds, &trainer.device)?);
+            let images = Arc::new(DeviceImages::upload(ds, trainer.device())?);
             let needed = trainer.views_needed();
             let pass = |images: &Arc<DeviceImages>| {
                 let mut seen = 0;
                 let mut last = None;
                 for b in DeviceEpoch::new(images.clone(), aug.clone(), lc.clone(), 0, needed) {
                     seen += b.len();
-                    last = b.views.into_iter().flatten().last();
+                    last = b.views.into_iter().filter_map(|(_, v)| v).last();
                 }
                 if let Some(v) = last {
                     v.sum().into_scalar::<f32>();
@@ -408,13 +449,14 @@ fn print_table(rows: &[Row]) {
         return;
     };
     println!(
-        "| backend | devices | augment on | precision | method | backbone | res | batch | images/s (step) | vs first row | step ms | first step s | EMA ms | enqueue ms | augment images/s | end-to-end images/s | end-to-end / step | peak RSS MB | peak device MB |"
+        "| backend | conv | devices | augment on | precision | method | backbone | res | batch | images/s (step) | vs first row | step ms | first step s | EMA ms | enqueue ms | augment images/s | end-to-end images/s | end-to-end / step | peak RSS MB | peak device MB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.2}x | {:.1} | {:.2} | {:.2} | {:.3} | {:.1} | {:.1} | {:.2} | {:.0} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.2}x | {:.1} | {:.2} | {:.2} | {:.3} | {:.1} | {:.1} | {:.2} | {:.0} | {} |",
             r.backend,
+            r.conv,
             r.devices,
             r.augment_on,
             r.precision,
@@ -447,38 +489,56 @@ pub fn run(a: BenchArgs) -> Result<()> {
     for &backend in &a.backends {
         backend.available()?;
         let device = backend.device_with(a.precision)?;
-        let step = match a.profile_inline {
-            false => time_steps(&plan, &device, &a)?,
-            true => rayon::ThreadPoolBuilder::new()
-                .num_threads(1)
-                .build()?
-                .install(|| time_steps(&plan, &device, &a))?,
-        };
-        let pipelines = match a.step_only {
-            true => &[][..],
-            false => &a.augment_on[..],
-        };
-        for on in pipelines
-            .iter()
-            .map(Some)
-            .chain(a.step_only.then_some(None))
-        {
-            let (augment_images_per_s, end_to_end_images_per_s) = match on {
-                Some(&on) => time_end_to_end(&plan, &device, on)?,
-                None => (f64::NAN, f64::NAN),
-            };
-            let augment_on = on.map_or("none".into(), ToString::to_string);
-            let mut row = Row::of(&a, &plan, backend, 1, augment_on, &step);
-            row.augment_images_per_s = augment_images_per_s;
-            row.end_to_end_images_per_s = end_to_end_images_per_s;
-            row.end_to_end_vs_step = end_to_end_images_per_s / step.images_per_s;
-            if a.json {
-                println!("{}", serde_json::to_string(&row)?);
-            }
-            rows.push(row);
+        // Other backends have one convolution: one row however many are asked for.
+        let mut convs: Vec<ConvArg> = a.conv.clone();
+        convs.dedup_by_key(|c| c.name(backend));
+        for conv in convs {
+            conv.set();
+            rows.extend(backend_rows(&a, &plan, backend, &device)?);
         }
     }
     finish(&a, &rows)
+}
+
+/// The rows of one backend (and convolution): the step, then each view pipeline end to end.
+fn backend_rows(
+    a: &BenchArgs,
+    plan: &Plan,
+    backend: BackendKind,
+    device: &Device,
+) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let step = match a.profile_inline {
+        false => time_steps(plan, device, a)?,
+        true => rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()?
+            .install(|| time_steps(plan, device, a))?,
+    };
+    let pipelines = match a.step_only {
+        true => &[][..],
+        false => &a.augment_on[..],
+    };
+    for on in pipelines
+        .iter()
+        .map(Some)
+        .chain(a.step_only.then_some(None))
+    {
+        let (augment_images_per_s, end_to_end_images_per_s) = match on {
+            Some(&on) => time_end_to_end(plan, device, on)?,
+            None => (f64::NAN, f64::NAN),
+        };
+        let augment_on = on.map_or("none".into(), ToString::to_string);
+        let mut row = Row::of(a, plan, backend, 1, augment_on, &step);
+        row.augment_images_per_s = augment_images_per_s;
+        row.end_to_end_images_per_s = end_to_end_images_per_s;
+        row.end_to_end_vs_step = end_to_end_images_per_s / step.images_per_s;
+        if a.json {
+            println!("{}", serde_json::to_string(&row)?);
+        }
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// A row per backend and device count: data-parallel steps on host batches.

@@ -105,6 +105,37 @@ fn synthetic(n: usize, dim: usize, latent: usize) -> Vec<f32> {
     v
 }
 
+/// Every size a flag sets, bounded before anything is allocated (a `--synthetic 1e12` or a
+/// huge `--dim` used to abort allocating petabytes; `--dim 0` panicked).
+fn check_flags(a: &BenchAnnArgs) -> Result<()> {
+    let within = |name: &str, v: usize, lo: usize, hi: usize| -> Result<()> {
+        if !(lo..=hi).contains(&v) {
+            bail!("--{name} {v}: between {lo} and {hi}");
+        }
+        Ok(())
+    };
+    within("dim", a.dim, 1, 8192)?;
+    within("latent", a.latent, 0, 1024)?;
+    within("queries", a.queries, 1, 1_000_000)?;
+    within("k", a.k, 1, 10_000)?;
+    within("m", a.m, 1, 255)?;
+    within("ef-construction", a.ef_construction, 1, 100_000)?;
+    for &ef in &a.ef {
+        within("ef", ef, 1, 100_000)?;
+    }
+    if let Some(n) = a.synthetic {
+        within("synthetic", n, 2, 50_000_000)?;
+        let gib = (n as f64) * (a.dim as f64) * 4.0 / (1u64 << 30) as f64;
+        if gib > 16.0 {
+            bail!(
+                "--synthetic {n} x --dim {}: {gib:.0} GiB of vectors; at most 16 GiB",
+                a.dim
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The vectors to search, as unit rows: an index's features or synthetic ones.
 fn vectors(a: &BenchAnnArgs) -> Result<(usize, usize, Vec<f32>)> {
     let (n, dim, mut data) = match (&a.index, a.synthetic) {
@@ -117,8 +148,9 @@ fn vectors(a: &BenchAnnArgs) -> Result<(usize, usize, Vec<f32>)> {
 }
 
 pub fn run(a: BenchAnnArgs) -> Result<()> {
+    check_flags(&a)?;
     let (n, dim, data) = vectors(&a)?;
-    if a.k == 0 || a.queries == 0 || n <= a.queries + a.k {
+    if n <= a.queries + a.k {
         bail!(
             "{n} rows: too few for {} held-out queries and k = {}",
             a.queries,

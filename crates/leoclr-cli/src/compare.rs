@@ -9,11 +9,9 @@ use burn::tensor::Device;
 use clap::Args;
 use leoclr_core::encoder::Encoder;
 use leoclr_core::eval::{EvalOptions, Output, embed, embedding_std};
-use leoclr_core::loss::forward_passes;
-use leoclr_core::run::{MethodName, ModelSpec, Plan, Preset, RunSpec};
-use leoclr_core::session::fit_epoch;
-use leoclr_core::{Backbone, BackendKind, Error, Method, OriginalBranch};
-use leoclr_data::OriginalAug;
+use leoclr_core::method::{RECIPES, Recipe, recipe};
+use leoclr_core::run::{Control, ModelSpec, Plan, Preset, Run, RunSpec, read_metrics};
+use leoclr_core::{Backbone, BackendKind, Error, Method};
 use serde::Serialize;
 
 #[derive(Args, Debug)]
@@ -41,7 +39,7 @@ pub struct CompareArgs {
     pub backbone: Option<Backbone>,
     #[arg(long)]
     pub small_stem: Option<bool>,
-    /// Epochs of the equal-epochs budget (and of every 3-pass method under `passes`).
+    /// Epochs of LeOCLR (ours), the reference every budget scales the other methods' epochs from.
     #[arg(long)]
     pub epochs: Option<usize>,
     #[arg(long)]
@@ -60,9 +58,10 @@ pub struct CompareArgs {
     /// Seeds: every row is trained once per seed; the tables print mean ± standard deviation.
     #[arg(long, alias = "seed", value_delimiter = ',', default_value = "0")]
     pub seeds: Vec<u64>,
-    /// Budgets, one table each: `epochs` (every method the same epochs) and/or `passes` (the
-    /// same encoder forward passes: epochs scaled by 3 / the method's passes per image).
-    #[arg(long, value_delimiter = ',', default_value = "epochs")]
+    /// Budgets, one table each: epochs (the same epochs), cost (the same compute: forward and
+    /// backward counted), time (the same measured training seconds), forward-passes (backward
+    /// not counted; alias passes).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "epochs")]
     pub budget: Vec<Budget>,
     #[arg(long)]
     pub backend: Option<BackendKind>,
@@ -72,131 +71,106 @@ pub struct CompareArgs {
     pub out: PathBuf,
 }
 
-/// A row of the comparison: the untrained backbone, or a method with its LeOCLR settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// A row of the comparison: the untrained backbone, or a recipe of the registry.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RowName {
     RandomInit,
-    Mocov2Sym,
-    Mocov2Asym,
-    /// Ours: the original through the key encoder, resized and flipped.
-    LeoclrKey,
-    /// The original through the query encoder, resized and flipped.
-    LeoclrQuery,
-    /// The paper's Algorithm 1: the original through the query encoder, augmented.
-    LeoclrPaper,
-    /// The original through the key encoder, augmented.
-    LeoclrKeyAug,
+    Recipe(&'static Recipe),
 }
 
 impl RowName {
-    /// Every row, in table order.
-    pub const ALL: [RowName; 7] = [
-        Self::RandomInit,
-        Self::Mocov2Sym,
-        Self::Mocov2Asym,
-        Self::LeoclrKey,
-        Self::LeoclrQuery,
-        Self::LeoclrPaper,
-        Self::LeoclrKeyAug,
-    ];
+    /// Every row, in table order: the untrained backbone, then every recipe.
+    pub fn all() -> Vec<RowName> {
+        std::iter::once(Self::RandomInit)
+            .chain(RECIPES.iter().map(Self::Recipe))
+            .collect()
+    }
 
     pub fn label(self) -> &'static str {
         match self {
             Self::RandomInit => "random_init",
-            Self::Mocov2Sym => "mocov2_sym",
-            Self::Mocov2Asym => "mocov2_asym",
-            Self::LeoclrKey => "leoclr_key",
-            Self::LeoclrQuery => "leoclr_query",
-            Self::LeoclrPaper => "leoclr_paper",
-            Self::LeoclrKeyAug => "leoclr_key_aug",
+            Self::Recipe(r) => r.label,
         }
     }
 
     /// The row's model settings over the preset's (`None`: the untrained backbone).
     pub fn model(self, base: &ModelSpec) -> Option<ModelSpec> {
-        use OriginalAug::{Aug, Flip};
-        use OriginalBranch::{Key, Query};
-        let (method, original_branch, original_aug) = match self {
-            Self::RandomInit => return None,
-            Self::Mocov2Sym => (MethodName::Mocov2, None, None),
-            Self::Mocov2Asym => (MethodName::Mocov2Asym, None, None),
-            Self::LeoclrKey => (MethodName::Leoclr, Some(Key), Some(Flip)),
-            Self::LeoclrQuery => (MethodName::Leoclr, Some(Query), Some(Flip)),
-            Self::LeoclrPaper => (MethodName::LeoclrPaper, None, None),
-            Self::LeoclrKeyAug => (MethodName::Leoclr, Some(Key), Some(Aug)),
-        };
-        Some(ModelSpec {
-            method,
-            original_branch,
-            original_aug,
-            ..base.clone()
-        })
+        let Self::Recipe(r) = self else { return None };
+        let mut m = base.clone();
+        m.set_recipe(r);
+        Some(m)
     }
-}
 
-impl RowName {
     /// The row's epochs under `budget` (0 for the untrained backbone).
-    pub fn epochs(self, budget: Budget, base_epochs: usize, base: &ModelSpec) -> usize {
+    pub fn epochs(
+        self,
+        budget: Budget,
+        base_epochs: usize,
+        base: &ModelSpec,
+        seconds: &dyn Fn(Method) -> f64,
+    ) -> usize {
         self.model(base)
-            .map_or(0, |m| budget.epochs(base_epochs, m.method()))
+            .map_or(0, |m| budget.epochs(base_epochs, m.method(), seconds))
     }
 }
 
 impl std::str::FromStr for RowName {
     type Err = Error;
-    /// Table names, and the names `train --method` takes (leoclr: the default key branch).
+    /// `random_init`, or any name, alias or table label of a recipe.
     fn from_str(s: &str) -> leoclr_core::Result<Self> {
-        let alias = match s {
-            "leoclr" => "leoclr_key",
-            "leoclr-paper" => "leoclr_paper",
-            "mocov2" | "mocov2-sym" => "mocov2_sym",
-            "mocov2-asym" => "mocov2_asym",
-            other => other,
-        };
-        Self::ALL
-            .into_iter()
-            .find(|r| r.label() == alias)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Self::ALL.iter().map(|r| r.label()).collect();
-                Error::Config(format!("unknown row '{s}' ({})", names.join(", ")))
-            })
+        if s == "random_init" || s == "random-init" {
+            return Ok(Self::RandomInit);
+        }
+        recipe(s).map(Self::Recipe).ok_or_else(|| {
+            let names: Vec<&str> = Self::all().iter().map(|r| r.label()).collect();
+            Error::Config(format!("unknown row '{s}' ({})", names.join(", ")))
+        })
     }
 }
 
-/// What every method of a table gets the same amount of.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// What every method of a table gets the same amount of. Epochs are scaled against the
+/// project's LeOCLR (the original through the key encoder), whose epochs `--epochs` sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
 pub enum Budget {
-    /// The same epochs (asymmetric MoCo-v2 then does half the encoder passes of LeOCLR).
+    /// The same epochs (asymmetric MoCo-v2 then computes 4/7 of LeOCLR's).
     Epochs,
-    /// The same encoder forward passes per run: epochs scaled by 3 / the method's passes per
-    /// image (symmetric MoCo-v2 4, LeOCLR 3, asymmetric MoCo-v2 2), rounded.
-    Passes,
+    /// The same compute as counted by the cost model: per image, a query view costs a forward
+    /// and a backward (1 + 2), a key view a forward (1): LeOCLR 7, symmetric MoCo-v2 8,
+    /// asymmetric 4, LeOCLR with the original as query 5. Epochs scaled by 7 / cost.
+    Cost,
+    /// The same measured training time: epochs scaled by LeOCLR's seconds per step over the
+    /// method's, timed on this machine before the table is trained (kept in calibration.json).
+    Time,
+    /// Forward passes alone, ignoring backward (LeOCLR 3, symmetric MoCo-v2 4, asymmetric 2):
+    /// kept for the tables made with it; `cost` counts what is computed.
+    #[value(alias = "passes")]
+    ForwardPasses,
 }
 
 impl Budget {
-    /// A method's epochs under this budget, from the 3-pass (LeOCLR) epochs.
-    pub fn epochs(self, epochs: usize, method: Method) -> usize {
-        match self {
-            Self::Epochs => epochs,
-            Self::Passes => {
-                let scaled = (epochs * 3) as f64 / forward_passes(method) as f64;
-                (scaled.round() as usize).max(1)
+    /// A method's epochs under this budget, from the reference's `epochs`; `seconds` gives a
+    /// method's measured seconds per step (the `time` budget).
+    pub fn epochs(self, epochs: usize, method: Method, seconds: &dyn Fn(Method) -> f64) -> usize {
+        let reference = leoclr_core::method::default_recipe().method;
+        let ratio = match self {
+            Self::Epochs => return epochs,
+            Self::Cost => reference.objective().reads().cost() / method.objective().reads().cost(),
+            Self::ForwardPasses => {
+                reference.objective().reads().forward_passes() as f64
+                    / method.objective().reads().forward_passes() as f64
             }
-        }
+            Self::Time => seconds(reference) / seconds(method).max(1e-9),
+        };
+        ((epochs as f64 * ratio).round() as usize).max(1)
     }
-}
 
-impl std::str::FromStr for Budget {
-    type Err = Error;
-    fn from_str(s: &str) -> leoclr_core::Result<Self> {
-        match s {
-            "epochs" => Ok(Self::Epochs),
-            "passes" => Ok(Self::Passes),
-            _ => Err(Error::Config(format!(
-                "unknown budget '{s}' (epochs, passes)"
-            ))),
+    fn title(self) -> &'static str {
+        match self {
+            Self::Epochs => "Equal epochs",
+            Self::Cost => "Equal compute (forward + 2 x backward per query view)",
+            Self::Time => "Equal measured training time",
+            Self::ForwardPasses => "Equal encoder forward passes (backward not counted)",
         }
     }
 }
@@ -205,13 +179,15 @@ impl std::fmt::Display for Budget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Epochs => "epochs",
-            Self::Passes => "passes",
+            Self::Cost => "cost",
+            Self::Time => "time",
+            Self::ForwardPasses => "forward-passes",
         })
     }
 }
 
 /// One trained (or untrained) model of the comparison, scored.
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, serde::Deserialize, Clone, Debug)]
 pub struct Row {
     pub method: String,
     pub seed: u64,
@@ -316,10 +292,7 @@ fn markdown(tables: &[Summary]) -> String {
     for t in tables {
         if budget != Some(t.budget) {
             budget = Some(t.budget);
-            s.push_str(match t.budget {
-                Budget::Epochs => "\nEqual epochs:\n\n",
-                Budget::Passes => "\nEqual encoder forward passes:\n\n",
-            });
+            s.push_str(&format!("\n{}:\n\n", t.budget.title()));
             s.push_str(
                 "| method | epochs | seeds | kNN top-1 | linear top-1 | kNN per seed | train s | images/s | final loss | embedding std |\n|---|---|---|---|---|---|---|---|---|---|\n",
             );
@@ -378,42 +351,58 @@ fn score(
     ))
 }
 
-/// Trains one row's plan to the end with a progress bar, then scores it.
-fn train_row(plan: &Plan, label: &str, device: &Device, probe_epochs: usize) -> Result<Row> {
+/// Where a row's run lives: `OUT/runs/<label>-e<epochs>-s<seed>`, a run directory like
+/// `leoclr train`'s (checkpoint, metrics.jsonl), so a stopped comparison resumes each row where
+/// its last epoch ended and a finished row is not trained again.
+fn row_dir(out: &Path, label: &str, epochs: usize, seed: u64) -> PathBuf {
+    out.join("runs").join(format!("{label}-e{epochs}-s{seed}"))
+}
+
+/// A row's scores, kept in its run directory once computed.
+const SCORE_FILE: &str = "score.json";
+
+/// Trains one row's plan to the end in its run directory (resuming it if a stop left one), with
+/// the same progress as `leoclr train`, then scores it.
+fn train_row(
+    plan: &Plan,
+    label: &str,
+    out: &Path,
+    device: &Device,
+    probe_epochs: usize,
+) -> Result<Row> {
     let epochs = plan.config.epochs;
-    let mut session = plan.session(device)?;
-    let (mut secs, mut images, mut loss) = (0.0, 0usize, f32::NAN);
-    let pb = crate::progress::bar(
-        plan.steps_per_epoch * epochs,
-        format!("{label} s{}", plan.config.seed),
-        "{prefix:>18} [{bar:30}] {pos}/{len} {elapsed_precise} {msg}",
-        false,
-    );
-    while session.trainer.epoch < epochs {
-        let s = fit_epoch(&mut session, None, &mut |e| {
-            pb.set_position(e.step as u64);
-            if let Some(l) = e.loss {
-                pb.set_message(format!("loss {l:.3}"));
-            }
-            true
-        })?;
-        secs += s.seconds;
-        images += s.images;
-        loss = s.loss;
+    let dir = row_dir(out, label, epochs, plan.config.seed);
+    if let Some(row) = std::fs::read_to_string(dir.join(SCORE_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Row>(&t).ok())
+        .filter(|r| r.epochs == epochs && r.method == label)
+    {
+        return Ok(row);
     }
-    pb.finish_and_clear();
-    let (knn, lin, std) = score(plan, &session.trainer.online, device, probe_epochs)?;
-    Ok(Row {
+    let mut run = match dir.join(leoclr_core::checkpoint::FILE_NAME).exists() {
+        true => Run::resume(&dir)?,
+        false => Run::from_plan(plan.clone(), &dir, None)?,
+    };
+    let mut bars = crate::progress::RunBars::new(format!("{label} s{}", plan.config.seed));
+    bars.epoch_lines = false;
+    run.train(&Control::default(), None, &mut |ev| bars.on_event(&ev))?;
+    let log = read_metrics(&dir)?;
+    let secs: f64 = log.iter().map(|r| r.epoch_s).sum();
+    let images: f64 = log.iter().map(|r| r.images_per_s * r.epoch_s).sum();
+    let (knn, lin, std) = score(plan, run.trainer().online(), device, probe_epochs)?;
+    let row = Row {
         method: label.into(),
         seed: plan.config.seed,
         epochs,
         knn_top1: knn,
         linear_top1: lin,
         train_s: secs,
-        images_per_s: images as f64 / secs.max(1e-9),
-        final_loss: loss,
+        images_per_s: images / secs.max(1e-9),
+        final_loss: log.last().map_or(f32::NAN, |r| r.loss),
         embedding_std: std,
-    })
+    };
+    std::fs::write(dir.join(SCORE_FILE), serde_json::to_string_pretty(&row)?)?;
+    Ok(row)
 }
 
 fn random_row(plan: &Plan, device: &Device, probe_epochs: usize) -> Result<Row> {
@@ -473,6 +462,56 @@ fn find(done: &[Done], row: RowName, epochs: usize, seed: u64) -> Option<&Row> {
         .map(|(_, o)| o)
 }
 
+/// Seconds per training step of every method of `rows` on this machine (synthetic batches of the
+/// plan's size after two warm-up steps): what the `time` budget equalises. Measured once per
+/// comparison and kept in `calibration.json`, so a resumed comparison gives every row the
+/// epochs it started with.
+fn calibrate(
+    base: &Plan,
+    rows: &[RowName],
+    device: &Device,
+    out: &Path,
+) -> Result<std::collections::BTreeMap<String, f64>> {
+    let path = out.join("calibration.json");
+    let mut known: std::collections::BTreeMap<String, f64> = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let mut methods: Vec<Method> = rows
+        .iter()
+        .filter_map(|r| r.model(&base.spec.model))
+        .map(|m| m.method())
+        .collect();
+    methods.push(leoclr_core::method::default_recipe().method);
+    for m in methods {
+        if known.contains_key(m.label()) {
+            continue;
+        }
+        let mut config = base.config.clone();
+        config.method = m;
+        let mut t = leoclr_core::Trainer::new(config, device, 1_000)?;
+        let batch = leoclr_data::Batch::synthetic(
+            base.config.batch_size,
+            base.sets.train.channels,
+            base.view_size,
+            0,
+        );
+        for _ in 0..2 {
+            t.step(&batch)?.into_scalar::<f32>();
+        }
+        let steps = 5;
+        let start = std::time::Instant::now();
+        for _ in 0..steps {
+            t.step(&batch)?.into_scalar::<f32>();
+        }
+        let secs = start.elapsed().as_secs_f64() / steps as f64;
+        println!("calibration: {} {:.3} s a step", m.label(), secs);
+        known.insert(m.label().to_string(), secs);
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&known)?)?;
+    Ok(known)
+}
+
 /// The tables from the runs done so far: per budget, per row, the runs of the wanted seeds.
 fn tables(
     a: &CompareArgs,
@@ -480,11 +519,12 @@ fn tables(
     base_epochs: usize,
     done: &[Done],
     base: &ModelSpec,
+    seconds: &dyn Fn(Method) -> f64,
 ) -> Vec<Summary> {
     let mut out = Vec::new();
     for &budget in &a.budget {
         for &row in rows {
-            let epochs = row.epochs(budget, base_epochs, base);
+            let epochs = row.epochs(budget, base_epochs, base, seconds);
             let runs: Vec<Row> = a
                 .seeds
                 .iter()
@@ -507,7 +547,27 @@ fn write_results(out: &Path, tables: &[Summary]) -> Result<()> {
     Ok(())
 }
 
+/// Seeds each once (`--seeds 1,1` used to train once and report two seeds with a spread of
+/// 0.00), at most [`MAX_SEEDS`].
+fn check_seeds(seeds: &[u64]) -> Result<()> {
+    if seeds.is_empty() || seeds.len() > MAX_SEEDS {
+        bail!(
+            "--seeds: between 1 and {MAX_SEEDS} seeds, not {}",
+            seeds.len()
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(dup) = seeds.iter().find(|s| !seen.insert(**s)) {
+        bail!("--seeds: seed {dup} is given twice; a spread needs distinct seeds");
+    }
+    Ok(())
+}
+
+/// Seeds a comparison may take (each trains every row once).
+const MAX_SEEDS: usize = 32;
+
 pub fn run(a: CompareArgs) -> Result<()> {
+    check_seeds(&a.seeds)?;
     let base = Plan::new(spec(&a))?;
     if base.sets.bank.is_none() || base.sets.test.is_none() {
         bail!(
@@ -518,18 +578,23 @@ pub fn run(a: CompareArgs) -> Result<()> {
     let device = base.device();
     std::fs::create_dir_all(&a.out)?;
     print_header(&base, &a);
-    let rows: Vec<RowName> = RowName::ALL
+    let rows: Vec<RowName> = RowName::all()
         .into_iter()
         .filter(|r| a.methods.is_empty() || a.methods.contains(r))
         .collect();
     let base_epochs = base.spec.epochs;
+    let calibration = match a.budget.contains(&Budget::Time) {
+        true => calibrate(&base, &rows, &device, &a.out)?,
+        false => Default::default(),
+    };
+    let seconds = |m: Method| calibration.get(m.label()).copied().unwrap_or(1.0);
     let mut done: Vec<Done> = Vec::new();
     // Seeds outermost: an interrupted comparison has whole tables for its first seeds.
     for &seed in &a.seeds {
         for &budget in &a.budget {
             for &row in &rows {
                 let model = row.model(&base.spec.model);
-                let epochs = row.epochs(budget, base_epochs, &base.spec.model);
+                let epochs = row.epochs(budget, base_epochs, &base.spec.model, &seconds);
                 if find(&done, row, epochs, seed).is_some() {
                     continue;
                 }
@@ -541,7 +606,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
                         spec.model = m;
                         spec.epochs = epochs;
                         let plan = base.with_spec(spec)?;
-                        train_row(&plan, row.label(), &device, a.probe_epochs)?
+                        train_row(&plan, row.label(), &a.out, &device, a.probe_epochs)?
                     }
                 };
                 println!(
@@ -558,12 +623,12 @@ pub fn run(a: CompareArgs) -> Result<()> {
                 done.push(Done { row, row_out: out });
                 write_results(
                     &a.out,
-                    &tables(&a, &rows, base_epochs, &done, &base.spec.model),
+                    &tables(&a, &rows, base_epochs, &done, &base.spec.model, &seconds),
                 )?;
             }
         }
     }
-    let t = tables(&a, &rows, base_epochs, &done, &base.spec.model);
+    let t = tables(&a, &rows, base_epochs, &done, &base.spec.model, &seconds);
     println!("{}", markdown(&t));
     println!(
         "written {} and {}",
@@ -577,45 +642,59 @@ pub fn run(a: CompareArgs) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn row(name: &str) -> RowName {
+        name.parse().unwrap()
+    }
+
     #[test]
     fn row_names_take_table_and_train_spellings_and_match_the_run_labels() {
         let base = ModelSpec::default();
-        for r in RowName::ALL {
-            assert_eq!(r.label().parse::<RowName>().unwrap(), r);
+        for r in RowName::all() {
+            assert_eq!(row(r.label()), r);
             if let Some(m) = r.model(&base) {
                 assert_eq!(m.label(), r.label(), "{r:?}");
             }
         }
-        assert_eq!("leoclr".parse::<RowName>().unwrap(), RowName::LeoclrKey);
-        assert_eq!(
-            "leoclr-paper".parse::<RowName>().unwrap(),
-            RowName::LeoclrPaper
-        );
-        assert_eq!("mocov2".parse::<RowName>().unwrap(), RowName::Mocov2Sym);
-        assert_eq!(
-            "mocov2-asym".parse::<RowName>().unwrap(),
-            RowName::Mocov2Asym
-        );
+        assert_eq!(row("leoclr").label(), "leoclr_key");
+        assert_eq!(row("leoclr-paper").label(), "leoclr_paper");
+        assert_eq!(row("mocov2").label(), "mocov2_sym");
+        assert_eq!(row("mocov2-asym").label(), "mocov2_asym");
         let e = "simclr".parse::<RowName>().unwrap_err().to_string();
         assert!(e.contains("unknown row 'simclr'"), "{e}");
     }
 
     #[test]
-    fn equal_passes_scale_epochs_by_encoder_passes() {
-        let m = |r: RowName| r.model(&ModelSpec::default()).unwrap().method();
-        let e = |r| Budget::Passes.epochs(8, m(r));
-        assert_eq!(e(RowName::Mocov2Sym), 6);
-        assert_eq!(e(RowName::Mocov2Asym), 12);
+    fn budgets_scale_epochs_by_passes_cost_and_time() {
+        let m = |r: &str| row(r).model(&ModelSpec::default()).unwrap().method();
+        let flat = |_: Method| 1.0;
+        let passes = |r| Budget::ForwardPasses.epochs(8, m(r), &flat);
+        assert_eq!(passes("mocov2_sym"), 6);
+        assert_eq!(passes("mocov2_asym"), 12);
         for r in [
-            RowName::LeoclrKey,
-            RowName::LeoclrQuery,
-            RowName::LeoclrPaper,
-            RowName::LeoclrKeyAug,
+            "leoclr_key",
+            "leoclr_query",
+            "leoclr_paper",
+            "leoclr_key_aug",
         ] {
-            assert_eq!(e(r), 8);
+            assert_eq!(passes(r), 8);
         }
-        assert_eq!(Budget::Epochs.epochs(8, m(RowName::Mocov2Asym)), 8);
-        assert_eq!(Budget::Passes.epochs(1, m(RowName::Mocov2Sym)), 1);
+        // Forward 1, backward 2: LeOCLR 7, asymmetric MoCo-v2 4, symmetric 8, query-side 5.
+        let cost = |r| Budget::Cost.epochs(8, m(r), &flat);
+        assert_eq!(cost("mocov2_asym"), 14);
+        assert_eq!(cost("mocov2_sym"), 7);
+        assert_eq!(cost("leoclr_key"), 8);
+        assert_eq!(cost("leoclr_paper"), 11);
+        // Time: a method twice as slow a step gets half the epochs.
+        let slow = |x: Method| if x == m("mocov2_sym") { 2.0 } else { 1.0 };
+        assert_eq!(Budget::Time.epochs(8, m("mocov2_sym"), &slow), 4);
+        assert_eq!(Budget::Epochs.epochs(8, m("mocov2_asym"), &flat), 8);
+        assert_eq!(Budget::ForwardPasses.epochs(1, m("mocov2_sym"), &flat), 1);
+        // The old name still parses.
+        use clap::ValueEnum;
+        assert_eq!(
+            Budget::from_str("passes", false).unwrap(),
+            Budget::ForwardPasses
+        );
     }
 
     #[test]

@@ -10,12 +10,13 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use clap::Args;
 use leoclr_core::ann::{AnnIndex, AnnInfo, AnnParams, EXACT_BELOW};
+use leoclr_core::destination::{self, Input, OutputKind, Scratch};
 use leoclr_core::eval::Output;
 use leoclr_core::index::{
     FEATURES_FILE, INFO_FILE, IndexInfo, METADATA_FILE, PROJECTIONS_FILE, tsv_field,
 };
 use leoclr_core::infer::{embed_views, model_input, normalize_rows};
-use leoclr_core::run::view_size;
+use leoclr_core::run::{view_size, view_size_skipping};
 use leoclr_data::formats::npy::{self, NpyWriter};
 use leoclr_data::{Dataset, DatasetFormat, DatasetSpec, ImageU8, Split};
 
@@ -219,19 +220,6 @@ fn create(path: &Path) -> Result<std::io::BufWriter<std::fs::File>> {
     ))
 }
 
-/// The scratch directory next to `out`, emptied.
-fn scratch(out: &Path) -> Result<PathBuf> {
-    let name = out
-        .file_name()
-        .map_or("embeddings".into(), |n| n.to_string_lossy().to_string());
-    let tmp = out.with_file_name(format!(".{name}.partial"));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).with_context(|| format!("clearing {}", tmp.display()))?;
-    }
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    Ok(tmp)
-}
-
 /// Decodes images `ids`: the good ones, and (with `skip_bad`) the descriptions of bad ones.
 fn decode(
     ds: &Dataset,
@@ -255,21 +243,6 @@ fn decode(
     Ok(out)
 }
 
-/// Refuses an `--out` that holds files unless `--overwrite`.
-fn check_out(a: &EmbedArgs) -> Result<()> {
-    if a.batch == 0 {
-        bail!("--batch must be at least 1");
-    }
-    let full = std::fs::read_dir(&a.out).is_ok_and(|mut d| d.next().is_some());
-    if full && !a.overwrite {
-        bail!(
-            "{}: already holds files; pass --overwrite to replace the index there",
-            a.out.display()
-        );
-    }
-    Ok(())
-}
-
 /// The dataset in the model's channels.
 fn open_data(a: &EmbedArgs, channels: usize) -> Result<Dataset> {
     let ds = Dataset::open(&DatasetSpec {
@@ -288,48 +261,94 @@ fn open_data(a: &EmbedArgs, channels: usize) -> Result<Dataset> {
     Ok(ds)
 }
 
-pub fn run(a: EmbedArgs) -> Result<()> {
-    check_out(&a)?;
-    let device = Device::flex();
-    let (encoder, meta) = a.encoder.load(&a.checkpoint, &device)?;
-    let model = &meta.config.model;
-    let channels = model.in_channels;
-    let ds = open_data(&a, channels)?;
-    let aug = meta
-        .run
-        .eval_augment(channels, None, view_size(&ds, None)?)?;
+/// Flags checked before anything is read: bounded sizes, and where the index may go.
+fn check_flags(a: &EmbedArgs) -> Result<()> {
+    if !(1..=65_536).contains(&a.batch) {
+        bail!("--batch {}: between 1 and 65536 images at a time", a.batch);
+    }
+    if let Some(ef) = a.ef_search
+        && !(1..=100_000).contains(&ef)
+    {
+        bail!("--ef-search {ef}: between 1 and 100000 candidates a query");
+    }
+    Ok(())
+}
+
+/// Embeds every image of `ds` a batch at a time into the index's files; returns the images left
+/// out (with `--skip-bad`) and the seconds it took.
+fn embed_all(
+    a: &EmbedArgs,
+    ds: &Dataset,
+    encoder: &leoclr_core::Encoder,
+    aug: &leoclr_data::AugmentConfig,
+    channels: usize,
+    w: &mut Writers,
+    device: &Device,
+) -> Result<(Vec<String>, f64)> {
     let (n, size) = (ds.len(), aug.size);
-    let dims = (model.backbone.feature_dim(), model.head_out);
-    let mut w = Writers::create(scratch(&a.out)?, &a, n, dims, size)?;
     let style = "{prefix:>6} [{bar:30}] {pos}/{len} {per_sec} {eta}";
     let pb = crate::progress::bar(n, "embed", style, false);
     let mut skipped = Vec::new();
+    let started = std::time::Instant::now();
     for start in (0..n).step_by(a.batch) {
         let end = (start + a.batch).min(n);
-        let imgs = decode(&ds, start..end, a.skip_bad, &mut skipped)?;
+        let imgs = decode(ds, start..end, a.skip_bad, &mut skipped)?;
         pb.set_position(end as u64);
         if imgs.is_empty() {
             continue;
         }
-        let inputs: Vec<Vec<f32>> = imgs.iter().map(|(_, img)| model_input(img, &aug)).collect();
+        let inputs: Vec<Vec<f32>> = imgs.iter().map(|(_, img)| model_input(img, aug)).collect();
         let views: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
-        let embed = |o| embed_views(&encoder, &views, channels, size, o, &device);
+        let embed = |o| embed_views(encoder, &views, channels, size, o, device);
         let feats = embed(Output::Backbone)?;
         let projections = a
             .projections
             .then(|| embed(Output::Projection))
             .transpose()?;
-        w.write(&ds, &imgs, &feats, projections)?;
+        w.write(ds, &imgs, &feats, projections)?;
     }
     pb.finish_and_clear();
-    let tmp = w.dir.clone();
-    let written = w.finish()?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok((skipped, seconds))
+}
+
+pub fn run(a: EmbedArgs) -> Result<()> {
+    check_flags(&a)?;
     let checkpoint = std::path::absolute(&a.checkpoint)?;
+    let checkpoint = match checkpoint.is_dir() {
+        true => checkpoint.join(leoclr_core::checkpoint::FILE_NAME),
+        false => checkpoint,
+    };
+    // Never its own input, never anything but an index, and only with --overwrite.
+    let inputs = [Input::data(&a.data), Input::checkpoint(&checkpoint)];
+    let dest = destination::check(&a.out, OutputKind::Index, a.overwrite, &inputs)?;
+    let _lock = destination::lock(&a.out)?;
+    let device = Device::flex();
+    let (encoder, meta) = a.encoder.load(&checkpoint, &device)?;
+    let identity = leoclr_core::checkpoint::identity(&checkpoint)?;
+    let model = &meta.config.model;
+    let channels = model.in_channels;
+    let ds = open_data(&a, channels)?;
+    let fallback = match a.skip_bad {
+        true => view_size_skipping(&ds, None, &a.data)?,
+        false => view_size(&ds, None)?,
+    };
+    let aug = meta.run.eval_augment(channels, None, fallback)?;
+    let (n, size) = (ds.len(), aug.size);
+    let dims = (model.backbone.feature_dim(), model.head_out);
+    let scratch = Scratch::beside(&a.out, "embed")?;
+    let mut w = Writers::create(scratch.path.clone(), &a, n, dims, size)?;
+    let (skipped, seconds) = embed_all(&a, &ds, &encoder, &aug, channels, &mut w, &device)?;
+    let written = w.finish()?;
+    if written == 0 {
+        bail!(
+            "{}: no readable images ({} left out; index.json would list them)",
+            a.data.display(),
+            skipped.len()
+        );
+    }
     let info = IndexInfo {
-        checkpoint: match checkpoint.is_dir() {
-            true => checkpoint.join(leoclr_core::checkpoint::FILE_NAME),
-            false => checkpoint,
-        },
+        checkpoint,
         encoder: a.encoder.name().into(),
         images: written,
         dim: dims.0,
@@ -339,19 +358,25 @@ pub fn run(a: EmbedArgs) -> Result<()> {
         split: a.split.to_string(),
         skipped: skipped.clone(),
         projections: a.projections,
+        model: Some(identity),
         ann: match a.ann {
-            AnnMode::On => Some(build_graph(&tmp, a.ef_search)?),
-            AnnMode::Auto if written >= EXACT_BELOW => Some(build_graph(&tmp, a.ef_search)?),
+            AnnMode::On => Some(build_graph(&scratch.path, a.ef_search)?),
+            AnnMode::Auto if written >= EXACT_BELOW => {
+                Some(build_graph(&scratch.path, a.ef_search)?)
+            }
             _ => None,
         },
     };
-    std::fs::write(tmp.join(INFO_FILE), serde_json::to_string_pretty(&info)?)?;
-    replace_dir(&tmp, &a.out)?;
-    report(&a, &info, dims.1);
+    std::fs::write(
+        scratch.path.join(INFO_FILE),
+        serde_json::to_string_pretty(&info)?,
+    )?;
+    scratch.install(&a.out)?;
+    report(&a, &info, dims.1, dest.replaces, seconds);
     Ok(())
 }
 
-fn report(a: &EmbedArgs, info: &IndexInfo, proj_dim: usize) {
+fn report(a: &EmbedArgs, info: &IndexInfo, proj_dim: usize, replaced: bool, seconds: f64) {
     for s in &info.skipped {
         eprintln!("skipped: {s}");
     }
@@ -371,33 +396,18 @@ fn report(a: &EmbedArgs, info: &IndexInfo, proj_dim: usize) {
             info.skipped.len()
         );
     }
+    let verb = if replaced {
+        "replaced the index in"
+    } else {
+        "wrote"
+    };
     println!(
-        "wrote {}: {} images x {} backbone features{extra}",
+        "{verb} {}: {} images x {} backbone features{extra} ({:.0} images/s)",
         a.out.display(),
         info.images,
-        info.dim
+        info.dim,
+        info.images as f64 / seconds.max(1e-9)
     );
-}
-
-/// Puts the finished scratch directory at `out`; an index already there is removed only after.
-fn replace_dir(tmp: &Path, out: &Path) -> Result<()> {
-    let old = out.with_file_name(format!(
-        ".{}.old",
-        out.file_name()
-            .map_or("embeddings".into(), |n| n.to_string_lossy().to_string())
-    ));
-    if out.exists() {
-        if old.exists() {
-            std::fs::remove_dir_all(&old)?;
-        }
-        std::fs::rename(out, &old).with_context(|| format!("moving {} aside", out.display()))?;
-    }
-    std::fs::rename(tmp, out)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old)?;
-    }
-    Ok(())
 }
 
 /// Draws image number `slot` into its cell of the sprite (resized whole, gray as RGB).

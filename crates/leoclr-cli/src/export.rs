@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use clap::Args;
 use leoclr_core::checkpoint;
+use leoclr_core::destination::{self, Input, OutputKind};
 use leoclr_core::eval::{Output, embed};
 use leoclr_core::infer::normalize_rows;
 use leoclr_core::run::{BUNDLED_DATA, RunMeta, view_size};
@@ -83,6 +84,10 @@ pub struct ExportArgs {
     /// backbone.safetensors); onnx: a .onnx file (default backbone.onnx).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace a file (or web export) already at --out; only one this command writes (an ONNX
+    /// model, a safetensors file, a web export), never the checkpoint it reads.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 pub const MODEL_FILE: &str = "model.leoclr";
@@ -98,19 +103,36 @@ pub fn run(a: ExportArgs) -> Result<()> {
     }
 }
 
-/// `--out`, or `default` in the working directory; a directory is refused (a file is meant).
-fn out_file(a: &ExportArgs, default: &str) -> Result<PathBuf> {
-    let out = a.out.clone().unwrap_or_else(|| PathBuf::from(default));
-    if out.is_dir() {
-        bail!("{}: --out names the file to write", out.display());
+/// The checkpoint file a `--checkpoint` names (a run directory stands for its checkpoint).
+fn checkpoint_file(a: &ExportArgs) -> PathBuf {
+    match a.checkpoint.is_dir() {
+        true => a.checkpoint.join(checkpoint::FILE_NAME),
+        false => a.checkpoint.clone(),
     }
+}
+
+/// `--out`, or `default` in the working directory, checked by the one rule for outputs: never
+/// the checkpoint read, only a file of this format, only with `--overwrite`.
+fn out_file(a: &ExportArgs, default: &str, kind: OutputKind) -> Result<PathBuf> {
+    let out = a.out.clone().unwrap_or_else(|| PathBuf::from(default));
+    destination::check(
+        &out,
+        kind,
+        a.overwrite,
+        &[Input::checkpoint(&checkpoint_file(a))],
+    )?;
     Ok(out)
 }
 
 /// The backbone as an ONNX graph; the input it expects (view size, normalisation) is in the
 /// model's metadata and printed.
 fn onnx(a: ExportArgs) -> Result<()> {
-    let out = out_file(&a, "backbone.onnx")?;
+    if let Some(n) = a.onnx_batch
+        && !(1..=65_536).contains(&n)
+    {
+        bail!("--onnx-batch {n}: between 1 and 65536 (or leave it out for a symbolic batch)");
+    }
+    let out = out_file(&a, "backbone.onnx", OutputKind::OnnxFile)?;
     let device = Device::flex();
     let (encoder, meta) = a.encoder.load(&a.checkpoint, &device)?;
     let model = &meta.config.model;
@@ -173,7 +195,7 @@ fn onnx(a: ExportArgs) -> Result<()> {
 /// The backbone as a torchvision ResNet state dict; the architecture is in the file's metadata
 /// and `scripts/torchvision_resnet.py` builds the matching model.
 fn torchvision(a: ExportArgs) -> Result<()> {
-    let out = out_file(&a, "backbone.safetensors")?;
+    let out = out_file(&a, "backbone.safetensors", OutputKind::SafetensorsFile)?;
     let device = Device::flex();
     let (encoder, meta) = a.encoder.load(&a.checkpoint, &device)?;
     let model = &meta.config.model;
@@ -201,8 +223,45 @@ fn torchvision(a: ExportArgs) -> Result<()> {
     Ok(())
 }
 
+/// `gallery.json`: what the gallery's files hold and the command that made them.
+fn write_gallery_info(
+    a: &ExportArgs,
+    out: &std::path::Path,
+    n: usize,
+    dim: usize,
+    meta: &checkpoint::Meta,
+) -> Result<()> {
+    let info = serde_json::json!({
+        "images": n,
+        "dim": dim,
+        "features": "unit-length backbone features, f32 little-endian, row-major [images, dim]",
+        "method": meta.config.method.label(),
+        "epoch": meta.epoch,
+        "source": a.data,
+        "split": a.split,
+        // args_os: a non-UTF-8 argument is shown, not a panic.
+        "command": std::iter::once("leoclr".to_string())
+            .chain(std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()))
+            .collect::<Vec<_>>(),
+    });
+    std::fs::write(
+        out.join("gallery.json"),
+        serde_json::to_string_pretty(&info)?,
+    )?;
+    Ok(())
+}
+
 fn web(a: ExportArgs) -> Result<()> {
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from("assets/web"));
+    destination::check(
+        &out,
+        OutputKind::WebExport,
+        a.overwrite,
+        &[
+            Input::checkpoint(&checkpoint_file(&a)),
+            Input::data(&a.data),
+        ],
+    )?;
     let device = Device::flex();
     let (encoder, meta) = checkpoint::load_encoder(&a.checkpoint, &device)?;
     let ds = Dataset::open(&DatasetSpec {
@@ -252,20 +311,7 @@ fn web(a: ExportArgs) -> Result<()> {
     normalize_rows(&mut feats, f.dim);
     let bytes: Vec<u8> = feats.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(out.join(FEATURES_FILE), bytes)?;
-    let info = serde_json::json!({
-        "images": n,
-        "dim": f.dim,
-        "features": "unit-length backbone features, f32 little-endian, row-major [images, dim]",
-        "method": meta.config.method.label(),
-        "epoch": meta.epoch,
-        "source": a.data,
-        "split": a.split,
-        "command": std::iter::once("leoclr".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>(),
-    });
-    std::fs::write(
-        out.join("gallery.json"),
-        serde_json::to_string_pretty(&info)?,
-    )?;
+    write_gallery_info(&a, &out, n, f.dim, &meta)?;
     let size = |f: &str| std::fs::metadata(out.join(f)).map_or(0, |m| m.len());
     println!(
         "wrote {}: {MODEL_FILE} ({} bytes), {n} gallery images ({} bytes), {}-dim embeddings ({} bytes)",

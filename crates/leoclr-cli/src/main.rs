@@ -19,6 +19,10 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches};
 fn given(m: Option<&ArgMatches>) -> Vec<String> {
     let Some(m) = m else { return Vec::new() };
     m.ids()
+        // Argument groups (`DataSpec`, `ModelSpec`: the flattened structs) report the source
+        // of their members; only the arguments themselves count (a resume with --data was
+        // refused as "--DataSpec").
+        .filter(|id| !id.as_str().starts_with(|c: char| c.is_ascii_uppercase()))
         .filter(|id| m.value_source(id.as_str()) == Some(ValueSource::CommandLine))
         .map(|id| id.to_string())
         .collect()

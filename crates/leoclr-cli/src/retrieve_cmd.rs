@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use clap::Args;
+use leoclr_core::checkpoint;
 use leoclr_core::eval::Output;
-use leoclr_core::index::EmbedIndex;
+use leoclr_core::index::{EmbedIndex, IndexInfo};
 use leoclr_core::infer::{embed_views, model_input};
 use leoclr_data::folder::decode_file;
 use serde::Serialize;
@@ -68,8 +69,9 @@ fn print_hits(
         })
         .collect();
     if json {
+        // A path that is not UTF-8 is shown lossily (json! on a Path panicked).
         let obj = serde_json::json!({
-            "query": q,
+            "query": q.to_string_lossy(),
             "search": index.searcher.describe(),
             "neighbours": rows
         });
@@ -87,10 +89,39 @@ fn print_hits(
     Ok(())
 }
 
+/// The model must be the one that made the features: an index records which state of its
+/// checkpoint it came from, and a run that trained on since has overwritten that file.
+fn check_identity(a: &RetrieveArgs, ckpt: &std::path::Path, info: &IndexInfo) -> Result<()> {
+    let now = checkpoint::identity(ckpt)?;
+    match &info.model {
+        Some(then) if *then != now => bail!(
+            "{}: its features came from {} ({then}), but that checkpoint now holds {now}; \
+             embed again with `leoclr embed`, or pass --checkpoint with the model that made them",
+            a.index.display(),
+            ckpt.display()
+        ),
+        Some(_) => Ok(()),
+        None => {
+            eprintln!(
+                "note: {} does not record which state of {} made it (an index from before that \
+                 was recorded); if the run trained on since, embed again",
+                a.index.display(),
+                ckpt.display()
+            );
+            Ok(())
+        }
+    }
+}
+
 pub fn run(a: RetrieveArgs) -> Result<()> {
     if a.k == 0 {
         bail!("-k must be at least 1");
     }
+    // More than every row is every row.
+    let a = RetrieveArgs {
+        k: a.k.min(1 << 24),
+        ..a
+    };
     let index = EmbedIndex::open_with(&a.index, !a.exact)?;
     let info = &index.info;
     let device = Device::flex();
@@ -119,6 +150,7 @@ pub fn run(a: RetrieveArgs) -> Result<()> {
             info.dim
         );
     }
+    check_identity(&a, &ckpt, info)?;
     let aug = &info.augment;
     for q in &a.query {
         let img = decode_file(q)?.to_channels(info.channels);

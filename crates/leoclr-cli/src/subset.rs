@@ -1,10 +1,14 @@
-//! `leoclr subset`: the first N train / M test images of an IDX dataset as a new IDX dataset.
+//! `leoclr subset`: the first N train / M test images of an IDX dataset as a new IDX dataset, or
+//! (`--scenes`) their scenes: each image pasted at a random scale and place on a larger canvas
+//! over clutter from other images, labels kept, so that random crops can miss the object.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use leoclr_core::run::DEBIAN_FASHION_MNIST;
+use leoclr_core::destination::{self, Input, OutputKind};
+use leoclr_core::run::{DEBIAN_FASHION_MNIST, augment};
+use leoclr_data::scenes::{self, ObjectBox, SceneConfig};
 use leoclr_data::{Dataset, DatasetFormat, DatasetSpec, Split};
 
 #[derive(Args, Debug)]
@@ -18,6 +22,19 @@ pub struct SubsetArgs {
     pub test: usize,
     #[arg(long)]
     pub out: PathBuf,
+    /// Write scenes instead of the images themselves (seeded, deterministic): see
+    /// `leoclr_data::scenes`. Prints how often a training crop misses the object.
+    #[arg(long)]
+    pub scenes: bool,
+    /// Scenes: the canvas side in pixels.
+    #[arg(long, default_value_t = SceneConfig::default().canvas)]
+    pub canvas: usize,
+    /// Scenes: the seed of placements and clutter.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Replace a data set this command wrote at --out before.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 pub fn write_gz(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
@@ -56,16 +73,50 @@ pub fn write_idx_gz(
     Ok((w, h))
 }
 
+/// `ds` as scenes, written as IDX images and labels; returns where each object went.
+fn write_scenes(
+    ds: &Dataset,
+    cfg: &SceneConfig,
+    images: &std::path::Path,
+    labels: &std::path::Path,
+) -> Result<Vec<ObjectBox>> {
+    let c = cfg.canvas;
+    let mut pixels = Vec::with_capacity(ds.len() * c * c);
+    let mut classes = Vec::with_capacity(ds.len());
+    let mut boxes = Vec::with_capacity(ds.len());
+    for i in 0..ds.len() {
+        let (img, b) = scenes::scene(ds, i, cfg)?;
+        pixels.extend(img.data);
+        classes.push(ds.label(i).unwrap_or(0) as u8);
+        boxes.push(b);
+    }
+    write_gz(
+        images,
+        &leoclr_data::idx::encode(&[ds.len(), c, c], &pixels),
+    )?;
+    write_gz(labels, &leoclr_data::idx::encode(&[ds.len()], &classes))?;
+    Ok(boxes)
+}
+
 pub fn run(a: SubsetArgs) -> Result<()> {
-    // Writing over the files being read would shrink the source in place.
-    let same = |p: &PathBuf| std::fs::canonicalize(p).ok();
-    if same(&a.data).is_some() && same(&a.data) == same(&a.out) {
-        bail!(
-            "{}: --out is the dataset being read; write the subset to another directory",
-            a.out.display()
-        );
+    // Writing over the files being read would shrink the source in place; anything but a data
+    // set this command wrote is never replaced.
+    destination::check(
+        &a.out,
+        OutputKind::IdxDataset,
+        a.overwrite,
+        &[Input::data(&a.data)],
+    )?;
+    if a.scenes && !(16..=256).contains(&a.canvas) {
+        bail!("--canvas {}: between 16 and 256 pixels", a.canvas);
     }
     std::fs::create_dir_all(&a.out)?;
+    let cfg = SceneConfig {
+        canvas: a.canvas,
+        seed: a.seed,
+        ..SceneConfig::default()
+    };
+    let mut objects = Vec::new();
     for (split, n, prefix) in [
         (Split::Train, a.train, "train"),
         (Split::Test, a.test, "t10k"),
@@ -76,12 +127,38 @@ pub fn run(a: SubsetArgs) -> Result<()> {
             split,
             limit: Some(n),
         })?;
-        let (w, h) = write_idx_gz(
-            &ds,
-            &a.out.join(format!("{prefix}-images-idx3-ubyte.gz")),
-            &a.out.join(format!("{prefix}-labels-idx1-ubyte.gz")),
-        )?;
-        println!("{prefix}: {} images of {w}x{h}", ds.len());
+        let (images, labels) = (
+            a.out.join(format!("{prefix}-images-idx3-ubyte.gz")),
+            a.out.join(format!("{prefix}-labels-idx1-ubyte.gz")),
+        );
+        if a.scenes {
+            let boxes = write_scenes(&ds, &cfg, &images, &labels)?;
+            println!(
+                "{prefix}: {} scenes of {}x{}",
+                ds.len(),
+                cfg.canvas,
+                cfg.canvas
+            );
+            objects.extend(boxes);
+        } else {
+            let (w, h) = write_idx_gz(&ds, &images, &labels)?;
+            println!("{prefix}: {} images of {w}x{h}", ds.len());
+        }
+    }
+    if a.scenes {
+        // What the training augmentation does to these scenes (the view is the canvas, the
+        // preset by size: "small" aug+ up to 64 px).
+        let aug = augment(1, cfg.canvas, None)?;
+        let m = scenes::miss_rate(&objects, cfg.canvas, &aug, a.seed);
+        println!(
+            "a random crop (scale {:?}) misses the object (holds under a quarter of it) in {:.1}% \
+             of crops; in {:.1}% of a step's crop pairs at least one does",
+            aug.scale,
+            100.0 * m.crops,
+            100.0 * m.pairs
+        );
+        let info = serde_json::json!({ "scenes": cfg, "objects": objects, "miss_rate": m });
+        std::fs::write(a.out.join("scenes.json"), serde_json::to_string(&info)?)?;
     }
     Ok(())
 }

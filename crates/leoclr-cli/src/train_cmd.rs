@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use clap::Args;
 use leoclr_core::encoder::Encoder;
-use leoclr_core::run::{Control, Existing, Outcome, ResumeChanges, Run, RunEvent, RunSpec};
+use leoclr_core::run::{Control, Existing, Outcome, ResumeChanges, Run, RunSpec};
 
 /// `leoclr train`: every setting of a run (see `RunSpec`, where the defaults live), plus how to
 /// drive it.
@@ -93,9 +93,9 @@ fn open(a: &TrainArgs, given: &[String]) -> Result<Run> {
     println!(
         "resuming {} at epoch {}/{} (step {}), with its recorded settings",
         dir.display(),
-        t.epoch,
-        t.config.epochs,
-        t.step
+        t.epoch(),
+        t.config().epochs,
+        t.step_count()
     );
     Ok(run)
 }
@@ -104,69 +104,29 @@ fn print_summary(run: &Run) {
     let (train, t) = (&run.plan.sets.train, run.trainer());
     println!(
         "{} on {} ({} images, {}x{}x{}), {:?} backbone, {} params, backend {}{}, {} epochs of {} steps",
-        t.config.method.label(),
+        run.spec().model.label(),
         train.name,
         train.len(),
         train.channels,
         run.plan.view_size,
         run.plan.view_size,
-        t.config.model.backbone,
-        burn::module::Module::num_params(&t.online),
+        t.config().model.backbone,
+        burn::module::Module::num_params(t.online()),
         run.spec().backend,
         match run.session.devices() {
             1 => String::new(),
             n => format!(" on {n} devices"),
         },
-        t.config.epochs,
-        t.steps_per_epoch
+        t.config().epochs,
+        t.steps_per_epoch()
     );
 }
 
 /// Trains with a progress bar per epoch and a line per finished epoch; the last epoch's kNN.
 fn train(run: &mut Run, max_steps: Option<usize>) -> Result<(Outcome, Option<f32>)> {
-    let epochs = run.trainer().config.epochs;
-    let steps_per_epoch = run.trainer().steps_per_epoch;
-    let new_bar = |epoch: usize| {
-        crate::progress::bar(
-            steps_per_epoch,
-            format!("{}/{epochs}", epoch + 1),
-            "epoch {prefix} [{bar:30}] {pos}/{len} {elapsed_precise}<{eta_precise} {msg}",
-            false,
-        )
-    };
-    let mut pb = new_bar(run.trainer().epoch);
-    let mut last_knn = None;
-    let outcome = run.train(&Control::default(), max_steps, &mut |ev| match ev {
-        RunEvent::Step(e) => {
-            pb.set_position(e.step_in_epoch as u64);
-            if let Some(l) = e.loss {
-                pb.set_message(format!(
-                    "loss {l:.4} lr {:.4} {:.0} img/s",
-                    e.lr, e.images_per_s
-                ));
-            }
-        }
-        RunEvent::Evaluating(what, done, total) => {
-            pb.set_message(format!("kNN: embedding {what} {done}/{total}"));
-        }
-        RunEvent::Epoch(r) => {
-            pb.finish_and_clear();
-            println!(
-                "epoch {}/{epochs}: loss {:.4}, lr {:.4}, {:.1} images/s{}",
-                r.epoch,
-                r.loss,
-                r.lr,
-                r.images_per_s,
-                r.knn_top1
-                    .map(|k| format!(", kNN top-1 {:.2}%", 100.0 * k))
-                    .unwrap_or_default()
-            );
-            last_knn = r.knn_top1;
-            pb = new_bar(r.epoch);
-        }
-    });
-    pb.finish_and_clear();
-    Ok((outcome?, last_knn))
+    let mut bars = crate::progress::RunBars::new("");
+    let outcome = run.train(&Control::default(), max_steps, &mut |ev| bars.on_event(&ev));
+    Ok((outcome?, bars.last_knn))
 }
 
 /// kNN of the trained backbone (and of the random-init one unless `no_baseline`) into
@@ -184,12 +144,12 @@ fn final_report(run: &Run, last_knn: Option<f32>, no_baseline: bool) -> Result<(
     // The last epoch was just scored; a resumed run that had already finished scores now.
     let trained = match last_knn {
         Some(k) => k,
-        None => knn(&run.trainer().online)?,
+        None => knn(run.trainer().online())?,
     };
     let report = if no_baseline {
         serde_json::json!({"knn_top1": trained})
     } else {
-        let cfg = &run.trainer().config;
+        let cfg = run.trainer().config();
         let random = Encoder::init_seeded(&cfg.model, cfg.seed, &run.device);
         let base = knn(&random)?;
         println!();

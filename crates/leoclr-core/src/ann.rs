@@ -171,7 +171,10 @@ impl AnnIndex {
     /// The `k` rows most similar to a unit `query`, best first: (row, cosine). `exclude` leaves
     /// one row out.
     pub fn search(&self, query: &[f32], k: usize, exclude: Option<usize>) -> Vec<(usize, f32)> {
-        let want = k + usize::from(exclude.is_some());
+        // hnsw_rs allocates for `want` results up front: never more than the graph holds (a
+        // `-k 18446744073709551615` used to abort on the allocation).
+        let k = k.min(self.rows);
+        let want = (k + usize::from(exclude.is_some())).min(self.rows);
         let ef = self.params.ef_search.max(want);
         let mut out: Vec<(usize, f32)> = self
             .hnsw
@@ -186,12 +189,9 @@ impl AnnIndex {
 
     /// Writes the graph into `dir` and returns what `index.json` records of it.
     pub fn save(&self, dir: &Path) -> Result<AnnInfo> {
-        self.hnsw.file_dump(dir, BASENAME).map_err(|e| {
-            Error::Config(format!(
-                "{}: cannot write the HNSW graph: {e}",
-                dir.display()
-            ))
-        })?;
+        self.hnsw
+            .file_dump(dir, BASENAME)
+            .map_err(|e| Error::index(dir, format!("cannot write the HNSW graph: {e}")))?;
         let [g, d] = files(dir);
         let size = |p: &Path| {
             std::fs::metadata(p)
@@ -213,7 +213,7 @@ impl AnnIndex {
     /// Reads back a graph saved in `dir`, after checking its files against `info` (sizes, then
     /// digests) and `info` against the features it indexes (`rows` x `dim`).
     pub fn load(dir: &Path, info: &AnnInfo, rows: usize, dim: usize) -> Result<Self> {
-        let bad = |p: &Path, m: &str| Error::Config(format!("{}: {m}", p.display()));
+        let bad = |p: &Path, m: &str| Error::index(p, m);
         if (info.rows, info.dim) != (rows, dim) {
             return Err(bad(
                 dir,
@@ -240,6 +240,11 @@ impl AnnIndex {
                 ));
             }
         }
+        // The digest only tells accidents; a crafted pair with a recomputed digest is checked
+        // structurally before hnsw_rs's reader (which trusts every length) sees it.
+        let [graph_file, data_file] = files(dir);
+        crate::ann_dump::check(&graph_file, &data_file, rows, dim)
+            .map_err(|m| bad(dir, &format!("unreadable HNSW graph: {m}")))?;
         // The reader borrows its loader for the graph's lifetime; one small loader per open index
         // is kept for the process (the graph and vectors themselves are owned by the index).
         let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, BASENAME)));
@@ -248,14 +253,10 @@ impl AnnIndex {
         ) -> std::result::Result<Hnsw<'static, f32, UnitDot>, String> {
             io.load_hnsw::<f32, UnitDot>().map_err(|e| e.to_string())
         }
-        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-            let io = io;
-            read(io)
-        }));
+        let loaded = crate::quiet::catch(move || read(io));
         let mut hnsw = match loaded {
             Ok(Ok(h)) => h,
-            Ok(Err(e)) => return Err(bad(dir, &format!("unreadable HNSW graph: {e}"))),
-            Err(_) => return Err(bad(dir, "unreadable HNSW graph")),
+            Ok(Err(e)) | Err(e) => return Err(bad(dir, &format!("unreadable HNSW graph: {e}"))),
         };
         if hnsw.get_nb_point() != rows {
             return Err(bad(dir, "the HNSW graph holds another number of rows"));

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use leoclr_data::{AugmentConfig, Dataset, Loader, LoaderConfig, ViewParams};
+use leoclr_data::{AugmentConfig, Dataset, Loader, LoaderConfig, ViewParams, Views};
 
 use crate::{Error, Result};
 
@@ -134,9 +134,9 @@ impl DeviceImages {
 /// A training batch whose views were made on the device.
 pub struct DeviceBatch {
     pub ids: Vec<usize>,
-    /// Crop 1, crop 2, original (normalised NCHW); `None` where the method does not use the view.
-    pub views: [Option<Tensor<4>>; 3],
-    pub params: Vec<[ViewParams; 3]>,
+    /// Every view (normalised NCHW); `None` where the method does not read it.
+    pub views: Views<Option<Tensor<4>>>,
+    pub params: Vec<Views<ViewParams>>,
 }
 
 impl DeviceBatch {
@@ -158,21 +158,20 @@ pub fn device_batch(
     order: &[usize],
     epoch: usize,
     index: usize,
-    needed: [bool; 3],
+    needed: Views<bool>,
 ) -> DeviceBatch {
     let ids = Loader::batch_ids(order, cfg, index).to_vec();
-    let params: Vec<[ViewParams; 3]> = ids
+    let params: Vec<Views<ViewParams>> = ids
         .iter()
         .map(|&id| Loader::sample_params(images.width, images.height, aug, cfg.seed, epoch, id))
         .collect();
     let originals = images.gather(&ids);
-    let mut views: [Option<Tensor<4>>; 3] = [None, None, None];
-    for (v, slot) in views.iter_mut().enumerate() {
-        if needed[v] {
+    let views = needed.map(|v, needed| {
+        needed.then(|| {
             let p: Vec<&ViewParams> = params.iter().map(|p| &p[v]).collect();
-            *slot = Some(augment(originals.clone(), &p, aug));
-        }
-    }
+            augment(originals.clone(), &p, aug)
+        })
+    });
     DeviceBatch { ids, views, params }
 }
 
@@ -439,7 +438,7 @@ pub struct DeviceEpoch {
     pub cfg: LoaderConfig,
     pub epoch: usize,
     pub order: Vec<usize>,
-    pub needed: [bool; 3],
+    pub needed: Views<bool>,
     next: usize,
     total: usize,
 }
@@ -450,7 +449,7 @@ impl DeviceEpoch {
         aug: Arc<AugmentConfig>,
         cfg: LoaderConfig,
         epoch: usize,
-        needed: [bool; 3],
+        needed: Views<bool>,
     ) -> Self {
         let order = Loader::order(images.len(), &cfg, epoch);
         let total = Loader::num_batches(images.len(), &cfg);
@@ -725,7 +724,7 @@ mod tests {
                     .map(|b| b.unwrap())
                     .collect();
             let dev: Vec<DeviceBatch> =
-                DeviceEpoch::new(images, aug, cfg, 2, [true, true, true]).collect();
+                DeviceEpoch::new(images, aug, cfg, 2, Views::from_fn(|_| true)).collect();
             // 7 images in batches of 3: 3, 3 and a last one of 1, dropped (BatchNorm).
             assert_eq!(host.len(), 2);
             assert_eq!(dev.len(), host.len());
@@ -733,15 +732,16 @@ mod tests {
             for (h, d) in host.iter().zip(dev) {
                 assert_eq!(h.ids, d.ids);
                 assert_eq!(h.params, d.params);
-                jittered_originals += h.params.iter().filter(|p| p[2].jitter.is_some()).count();
+                jittered_originals += h
+                    .params
+                    .iter()
+                    .filter(|p| p.original.jitter.is_some())
+                    .count();
                 let views = d
                     .views
-                    .map(|v| v.unwrap().into_data().try_to_vec::<f32>().unwrap());
-                for (hv, dv) in [&h.crops[0], &h.crops[1], &h.original]
-                    .into_iter()
-                    .zip(&views)
-                {
-                    assert!(max_abs_diff(hv, dv) < 1e-4);
+                    .map(|_, v| v.unwrap().into_data().try_to_vec::<f32>().unwrap());
+                for (v, hv) in h.views.iter() {
+                    assert!(max_abs_diff(hv, &views[v]) < 1e-4, "{v}");
                 }
             }
             assert_eq!(
@@ -770,7 +770,7 @@ mod tests {
             );
             let t = crate::Trainer::new(cfg, &Device::flex(), 2).unwrap();
             let feed = if device_feed {
-                Feed::Device(Arc::new(DeviceImages::upload(&ds, &t.device).unwrap()))
+                Feed::Device(Arc::new(DeviceImages::upload(&ds, t.device()).unwrap()))
             } else {
                 Feed::Host
             };

@@ -91,74 +91,9 @@ impl ModelConfig {
     }
 }
 
-/// Which encoder sees the uncropped original in LeOCLR.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OriginalBranch {
-    /// Crops through the query encoder, the original through the momentum encoder (default).
-    Key,
-    /// The original through the query encoder, crops through the momentum encoder (ablation).
-    Query,
-}
-
-impl std::str::FromStr for OriginalBranch {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "key" => Ok(Self::Key),
-            "query" => Ok(Self::Query),
-            _ => Err(Error::Config(format!(
-                "unknown original branch '{s}' (key, query)"
-            ))),
-        }
-    }
-}
-
-impl std::fmt::Display for OriginalBranch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Key => "key",
-            Self::Query => "query",
-        })
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "name", rename_all = "lowercase")]
-pub enum Method {
-    /// L = l(crop1, original) + l(crop2, original).
-    Leoclr { original_branch: OriginalBranch },
-    /// MoCo-v2: symmetric l(q1,k2) + l(q2,k1), or asymmetric l(q1,k2).
-    Mocov2 { symmetric: bool },
-}
-
-impl Method {
-    /// Every method, LeOCLR's two branches first (for tests and sweeps over all of them).
-    pub const ALL: [Method; 4] = [
-        Method::Leoclr {
-            original_branch: OriginalBranch::Key,
-        },
-        Method::Leoclr {
-            original_branch: OriginalBranch::Query,
-        },
-        Method::Mocov2 { symmetric: true },
-        Method::Mocov2 { symmetric: false },
-    ];
-
-    /// Short stable name, as used in result tables.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::Leoclr {
-                original_branch: OriginalBranch::Key,
-            } => "leoclr_key",
-            Self::Leoclr {
-                original_branch: OriginalBranch::Query,
-            } => "leoclr_query",
-            Self::Mocov2 { symmetric: true } => "mocov2_sym",
-            Self::Mocov2 { symmetric: false } => "mocov2_asym",
-        }
-    }
-}
+// The objective and its settings live with the objectives (`method/`); re-exported here where
+// callers have always found them.
+pub use crate::method::{Method, OriginalBranch};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -182,50 +117,24 @@ pub struct TrainConfig {
     /// sub-batches, each with its own BatchNorm statistics (MoCo's single-GPU emulation); 1: off.
     #[serde(default = "one")]
     pub bn_splits: usize,
+    /// With `bn_splits` > 1, the query encoder's BatchNorm in as many contiguous sub-batches too
+    /// (MoCo's SplitBatchNorm on one device, as `--devices N` splits them); false in run files
+    /// written before it existed (they split the keys alone).
+    #[serde(default)]
+    pub bn_split_queries: bool,
+    /// Leave the queued keys of a batch's own images (stale keys from an earlier step) out of
+    /// its negatives; false in run files written before it existed.
+    #[serde(default)]
+    pub mask_same_image: bool,
 }
 
 fn one() -> usize {
     1
 }
 
+// The defaults live in one place, `RunSpec::default()` (run/spec.rs), with the derivation
+// `RunSpec::train_config`; `TrainConfig::small` and `TrainConfig::tiny_test` are defined there.
 impl TrainConfig {
-    /// Settings for small images (Fashion-MNIST, CIFAR): T 0.1, m 0.99, queue 4096.
-    pub fn small(model: ModelConfig) -> Self {
-        Self {
-            model,
-            method: Method::Leoclr {
-                original_branch: OriginalBranch::Key,
-            },
-            epochs: 10,
-            batch_size: 256,
-            lr: 0.06,
-            warmup_epochs: 0.0,
-            weight_decay: 5e-4,
-            sgd_momentum: 0.9,
-            temperature: 0.1,
-            queue_size: 4096,
-            ema_momentum: 0.99,
-            ema_cosine: false,
-            seed: 0,
-            bn_splits: 1,
-        }
-    }
-
-    /// A few-thousand-parameter LeOCLR setup (tiny backbone, 16-wide head, queue of 16) for tests
-    /// and smoke runs.
-    pub fn tiny_test(in_channels: usize, method: Method) -> Self {
-        let mut model = ModelConfig::new(Backbone::Tiny, in_channels, true);
-        model.head_hidden = vec![32];
-        model.head_out = 16;
-        Self {
-            method,
-            queue_size: 16,
-            epochs: 2,
-            batch_size: 4,
-            ..Self::small(model)
-        }
-    }
-
     pub fn validate(&self) -> Result<()> {
         self.model.validate()?;
         let bad = |m: String| Err(Error::Config(m));

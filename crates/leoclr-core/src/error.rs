@@ -42,6 +42,14 @@ pub enum Error {
     /// The compute backend failed (a read-back, a device that cannot be made).
     #[error("{0}")]
     Backend(String),
+    /// An embedding index (index.json, metadata.tsv, features, HNSW graph) that cannot be read or
+    /// does not fit.
+    #[error("{path}: {message}")]
+    Index { path: PathBuf, message: String },
+    /// A command declined to write where it was told: the path would replace an input, a file of
+    /// another kind, or something that exists without `--overwrite` (see `destination`).
+    #[error("{path}: {message}")]
+    Refused { path: PathBuf, message: String },
 }
 
 impl Error {
@@ -49,6 +57,13 @@ impl Error {
         Self::Io {
             path: path.to_path_buf(),
             source,
+        }
+    }
+
+    pub fn index(path: &Path, message: impl Into<String>) -> Self {
+        Self::Index {
+            path: path.to_path_buf(),
+            message: message.into(),
         }
     }
 

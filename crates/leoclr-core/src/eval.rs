@@ -91,7 +91,7 @@ pub fn embed(
     ) {
         let batch = batch?;
         let x = Tensor::<4>::from_data(
-            TensorData::new(batch.original.clone(), batch.shape()),
+            TensorData::new(batch.views.original.clone(), batch.shape()),
             &device,
         );
         let f = match output {
@@ -170,9 +170,15 @@ pub fn knn_top1(
             .into_data()
             .to_host::<f32>()?;
         for (r, row) in sim.chunks_exact(train.len()).enumerate() {
-            let mut votes = vec![0f32; classes];
-            for n in top_k(row, k) {
-                votes[train_labels[n] as usize] += (row[n] / temperature).exp();
+            // exp(sim / T) overflows f32 for T below ~0.011 (every class then ties at inf):
+            // the votes are taken relative to the nearest neighbour, exp((sim - max) / T) <= 1,
+            // in f64, which ranks the classes the same.
+            let near = top_k(row, k);
+            let top = near.first().map_or(0.0, |&n| row[n]) as f64;
+            let mut votes = vec![0f64; classes];
+            for n in near {
+                votes[train_labels[n] as usize] +=
+                    ((row[n] as f64 - top) / temperature as f64).exp();
             }
             let pred = votes
                 .iter()
@@ -332,9 +338,9 @@ impl EvalOptions {
         if self.knn_k == 0 {
             return Err(Error::Config("kNN k must be at least 1".into()));
         }
-        if !(self.knn_t.is_finite() && self.knn_t > 0.0) {
+        if !(self.knn_t.is_finite() && (1e-3..=1e3).contains(&self.knn_t)) {
             return Err(Error::Config(format!(
-                "kNN temperature {} must be a positive number",
+                "kNN temperature {} outside 0.001..=1000 (0.1 is the usual)",
                 self.knn_t
             )));
         }
@@ -473,6 +479,8 @@ mod tests {
             (5, -1.0),
             (5, f32::NAN),
             (5, f32::INFINITY),
+            (5, 1e-4),
+            (5, 1e4),
         ] {
             let e = knn_top1(&tr, &te, k, t, &dev).unwrap_err();
             assert!(matches!(e, Error::Config(_)), "k {k} T {t}: {e}");
@@ -484,6 +492,11 @@ mod tests {
         assert!(zero_probe.validate().is_err());
         // k above the bank size uses the whole bank.
         assert!(knn_top1(&tr, &te, 500, 0.1, &dev).unwrap() > 0.95);
+        // Sharp temperatures where exp(sim / T) overflows f32 (it used to give every class inf
+        // and the last class the vote): the same clear clusters.
+        for t in [0.01, 0.005, 0.001] {
+            assert!(knn_top1(&tr, &te, 200, t, &dev).unwrap() > 0.95, "T {t}");
+        }
     }
 
     #[test]

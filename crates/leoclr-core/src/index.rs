@@ -43,10 +43,70 @@ pub struct IndexInfo {
     pub skipped: Vec<String>,
     #[serde(default)]
     pub projections: bool,
+    /// Which state of the checkpoint made the features (absent in indexes written before it was
+    /// recorded): `retrieve` and the app compare it with the checkpoint they load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<crate::checkpoint::Identity>,
     /// The HNSW graph saved beside the features (`embed --ann`), if any.
     #[cfg(not(target_arch = "wasm32"))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ann: Option<crate::ann::AnnInfo>,
+}
+
+/// Largest feature width an index may declare (ResNet-50's is 2048).
+pub const MAX_DIM: usize = 1 << 16;
+
+impl IndexInfo {
+    /// What `index.json` claims, checked before any of it is used (a crafted file used to
+    /// allocate 40 GB for a 100,000-pixel view, index past a 1-channel mean, or divide by a zero
+    /// std): channels, width, the view and its normalisation.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if !matches!(self.channels, 1 | 3) {
+            return Err(format!(
+                "channels {}: an index holds 1- or 3-channel images",
+                self.channels
+            ));
+        }
+        if self.dim == 0 || self.dim > MAX_DIM {
+            return Err(format!("dim {} outside 1..={MAX_DIM}", self.dim));
+        }
+        if !matches!(self.encoder.as_str(), "query" | "key") {
+            return Err(format!(
+                "encoder '{}' is neither query nor key",
+                self.encoder
+            ));
+        }
+        self.augment
+            .validate(self.channels)
+            .map_err(|e| format!("augment: {e}"))?;
+        if self
+            .augment
+            .mean
+            .iter()
+            .chain(&self.augment.std)
+            .any(|v| !v.is_finite())
+        {
+            return Err("augment: a mean or std that is not a number".into());
+        }
+        Ok(())
+    }
+}
+
+/// The rows of `metadata.tsv` (after its header): index, name, label.
+pub fn parse_metadata(text: &str) -> std::result::Result<Vec<IndexRow>, String> {
+    text.lines()
+        .skip(1)
+        .enumerate()
+        .map(|(i, l)| {
+            let mut f = l.split('\t');
+            let index = f.next().and_then(|v| v.parse().ok());
+            let name = f.next().unwrap_or_default().to_string();
+            let label = f.next().unwrap_or_default().to_string();
+            index
+                .map(|index| IndexRow { index, name, label })
+                .ok_or_else(|| format!("row {}: no numeric index", i + 2))
+        })
+        .collect()
 }
 
 /// One row of `metadata.tsv`.
@@ -89,19 +149,22 @@ impl EmbedIndex {
             source: e,
         })?;
         let info: IndexInfo = serde_json::from_str(&text).map_err(|e| {
-            Error::Config(format!(
-                "{}: not an index written by `leoclr embed` ({e})",
-                info_path.display()
-            ))
+            Error::index(
+                &info_path,
+                format!("not an index written by `leoclr embed` ({e})"),
+            )
         })?;
+        info.check().map_err(|m| Error::index(&info_path, m))?;
         let fpath = dir.join(FEATURES_FILE);
         let (n, dim, mut features) = npy::read_f32_matrix(&fpath)?;
-        let bad = |m: String| Error::Config(format!("{}: {m}", dir.display()));
         if (n, dim) != (info.images, info.dim) {
-            return Err(bad(format!(
-                "{FEATURES_FILE} is [{n}, {dim}], {INFO_FILE} says [{}, {}]",
-                info.images, info.dim
-            )));
+            return Err(Error::index(
+                &fpath,
+                format!(
+                    "[{n}, {dim}], but {INFO_FILE} says [{}, {}]",
+                    info.images, info.dim
+                ),
+            ));
         }
         normalize_rows(&mut features, dim);
         let mpath = dir.join(METADATA_FILE);
@@ -109,23 +172,12 @@ impl EmbedIndex {
             path: mpath.clone(),
             source: e,
         })?;
-        let rows: Vec<IndexRow> = meta
-            .lines()
-            .skip(1)
-            .map(|l| {
-                let mut f = l.split('\t');
-                let index = f.next().and_then(|v| v.parse().ok());
-                let name = f.next().unwrap_or_default().to_string();
-                let label = f.next().unwrap_or_default().to_string();
-                index.map(|index| IndexRow { index, name, label })
-            })
-            .collect::<Option<_>>()
-            .ok_or_else(|| bad(format!("{METADATA_FILE}: a row without a numeric index")))?;
+        let rows = parse_metadata(&meta).map_err(|m| Error::index(&mpath, m))?;
         if rows.len() != n {
-            return Err(bad(format!(
-                "{METADATA_FILE} has {} rows for {n} feature rows",
-                rows.len()
-            )));
+            return Err(Error::index(
+                &mpath,
+                format!("{} rows for {n} feature rows", rows.len()),
+            ));
         }
         #[cfg(not(target_arch = "wasm32"))]
         let searcher = match (&info.ann, graph) {

@@ -13,20 +13,26 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod ann;
+#[cfg(not(target_arch = "wasm32"))]
+mod ann_dump;
 pub mod augment_device;
 pub mod backend;
 pub mod config;
+pub mod destination;
 pub mod ema;
 pub mod encoder;
 pub mod error;
 pub mod eval;
+pub mod files;
 pub mod head;
 pub mod index;
 pub mod infer;
-pub mod loss;
+pub mod method;
 pub mod onnx;
 pub mod parallel;
 pub mod queue;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod quiet;
 pub mod resnet;
 pub mod run;
 pub mod schedule;
@@ -37,8 +43,9 @@ pub mod trainer;
 pub mod tsne;
 
 pub use backend::{BackendKind, Precision, default_device_on_cpu};
-pub use config::{Backbone, Method, ModelConfig, OriginalBranch, TrainConfig};
+pub use config::{Backbone, ModelConfig, TrainConfig};
 pub use encoder::Encoder;
+pub use method::{Method, OriginalBranch, Recipe, ViewKind, Views};
 /// Checkpoints belong to runs; this path is the one callers have always used.
 pub use run::checkpoint;
 pub use trainer::Trainer;

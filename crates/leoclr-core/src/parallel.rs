@@ -28,7 +28,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use leoclr_data::Batch;
 
 use crate::BackendKind;
-use crate::loss::{enqueue_keys, objective, views_needed};
+use crate::method::{Encoded, ViewKind, Views};
 use crate::trainer::{Trainer, bn_split_groups, shards};
 use crate::{Error, Result};
 
@@ -73,25 +73,25 @@ impl Replicas {
     /// [`crate::checkpoint::replicate`]: same weights, optimiser state, queue and parameter ids).
     pub fn new(first: &Trainer, others: Vec<Trainer>, reduce: GradReduce) -> Result<Self> {
         let devices = &others;
-        if first.config.bn_splits > 1 && first.config.bn_splits != devices.len() + 1 {
+        if first.config().bn_splits > 1 && first.config().bn_splits != devices.len() + 1 {
             return Err(Error::Config(format!(
                 "on {} devices shuffle-BN runs across the devices: --bn-splits must be 1 or {}, \
                  not {}",
                 devices.len() + 1,
                 devices.len() + 1,
-                first.config.bn_splits
+                first.config().bn_splits
             )));
         }
         if others
             .iter()
-            .any(|t| t.config != first.config || t.step != first.step)
+            .any(|t| t.config() != first.config() || t.step_count() != first.step_count())
         {
             return Err(Error::Config(
                 "replicas must be copies of the first trainer".into(),
             ));
         }
-        let mut all = vec![first.device.clone()];
-        all.extend(others.iter().map(|t| t.device.clone()));
+        let mut all = vec![first.device().clone()];
+        all.extend(others.iter().map(|t| t.device().clone()));
         let plain: Vec<Device> = all.iter().map(|d| d.clone().without_autodiff()).collect();
         let context = (reduce == GradReduce::Collective).then(|| {
             DistributedContext::init(
@@ -118,37 +118,42 @@ impl Replicas {
     /// Replaces replica 0's queue in every other replica (after a warm-up on replica 0).
     pub fn copy_queue(&mut self, first: &Trainer) {
         for t in &mut self.others {
-            t.queue.keys = first.queue.keys.clone().to_device(&t.device);
-            t.queue.ptr = first.queue.ptr;
+            t.copy_queue_of(first);
+        }
+    }
+
+    /// Counts an epoch as done on every other replica.
+    pub(crate) fn end_epoch(&mut self) {
+        for t in &mut self.others {
+            t.end_epoch();
         }
     }
 
     /// One data-parallel step over a host batch; `first` is replica 0. Returns the global batch's
-    /// loss on replica 0's device.
+    /// loss on replica 0's device. The phases are [`Trainer::step_views`]'s, on every replica.
     pub fn step(&mut self, first: &mut Trainer, batch: &Batch) -> Result<Tensor<1>> {
         let n = batch.len();
-        if n < 2 || batch.crops[0].is_empty() {
+        if n < 2 || batch.views.crop1.is_empty() {
             return Err(Error::Config(
                 "a training batch needs at least 2 images, built in train mode".into(),
             ));
         }
-        let method = first.config.method;
-        let k_views = views_needed(method).1;
+        let reads = first.objective().reads();
         let parts = shards(n, self.count());
         // Key groups per view: the same seeded shuffle `--bn-splits` uses on one device.
-        let groups: [Vec<Vec<usize>>; 3] = [0, 1, 2].map(|v| {
-            if k_views.contains(&v) {
-                bn_split_groups(n, self.count(), first.config.seed, first.step, v)
-            } else {
-                Vec::new()
-            }
+        let (seed, step, count) = (first.config().seed, first.step_count(), self.count());
+        let groups: Views<Vec<Vec<usize>>> = Views::from_fn(|v| match reads.key.contains(&v) {
+            true => bn_split_groups(n, count, seed, step, v),
+            false => Vec::new(),
         });
-        let m = first.ema_momentum();
-        let lr = first.lr();
         let mut replicas: Vec<&mut Trainer> = Vec::with_capacity(self.count());
         replicas.push(first);
         replicas.extend(self.others.iter_mut());
-        let global = keys(&mut replicas, &self.devices, batch, &groups, m)?;
+        // 1: the schedule and the EMA, on every replica.
+        let plans = on_each(&mut replicas, |_, t| t.begin_step())?;
+        let plan = plans[0];
+        // 2-3: each device's key groups, gathered onto every device in batch order.
+        let global = keys(&mut replicas, &self.devices, batch, &groups)?;
 
         // 4: queries of this device's shard, its share of the loss, backward.
         let reduce = self.reduce;
@@ -164,7 +169,7 @@ impl Replicas {
                 };
                 if reduce == GradReduce::Collective {
                     let mut g = grads.unwrap_or_default();
-                    all_reduce_in_place(&t.online, &mut g, &plain[r], &plain);
+                    all_reduce_in_place(t.online(), &mut g, &plain[r], &plain);
                     grads = Some(g);
                 }
                 Ok((loss, grads))
@@ -175,7 +180,7 @@ impl Replicas {
 
         // 5: the sum of the gradients on every replica.
         if reduce == GradReduce::Transfer {
-            let ids: Vec<_> = replicas.iter().map(|t| param_ids(&t.online)).collect();
+            let ids: Vec<_> = replicas.iter().map(|t| param_ids(t.online())).collect();
             sum_by_transfer(&ids, &mut grads, &self.plain);
         }
         let grads: Vec<std::sync::Mutex<Option<GradientsParams>>> =
@@ -187,10 +192,7 @@ impl Replicas {
                 .get(r)
                 .and_then(|g| g.lock().ok().and_then(|mut g| g.take()))
                 .unwrap_or_default();
-            t.online = t.optim.step(lr, t.online.clone(), g);
-            t.queue.enqueue(enqueue_keys(method, &global[r])?);
-            t.step += 1;
-            Ok(())
+            t.finish_step(plan, g, &global[r], &batch.ids)
         })?;
         stepped.into_iter().collect::<Result<()>>()?;
 
@@ -205,26 +207,25 @@ impl Replicas {
     }
 }
 
-/// Steps 1-3: the EMA on every replica, each device's key groups through its key encoder,
-/// and every device's keys gathered onto every device in batch order.
+/// Steps 2-3: each device's key groups through its key encoder, and every device's keys
+/// gathered onto every device in batch order.
 fn keys(
     replicas: &mut [&mut Trainer],
     devices: &[Device],
     batch: &Batch,
-    groups: &[Vec<Vec<usize>>; 3],
-    m: f64,
-) -> Result<Vec<[Option<Tensor<2>>; 3]>> {
-    let local_keys: Vec<[Option<Tensor<2>>; 3]> = on_each(replicas, |r, t| {
-        t.key = crate::ema::ema_update(t.key.clone(), &t.online, m);
-        [0, 1, 2].map(|v| {
-            groups[v]
-                .get(r)
-                .map(|ids| t.key.forward(rows(batch, v, ids, &t.device)).detach())
-        })
+    groups: &Views<Vec<Vec<usize>>>,
+) -> Result<Vec<Views<Option<Tensor<2>>>>> {
+    let local_keys: Vec<Views<Option<Tensor<2>>>> = on_each(replicas, |r, t| {
+        // Each replica encodes its group of every key view as a batch of its own.
+        let views = groups
+            .as_ref()
+            .map(|v, g| g.get(r).map(|ids| rows(batch, v, ids, t.device())));
+        // The groups are shuffle-BN's sub-batches already: no further split on the replica.
+        t.encode_keys(&views, false)
     })?;
     Ok(devices
         .iter()
-        .map(|d| [0, 1, 2].map(|v| gather(&local_keys, v, &groups[v], batch.len(), d)))
+        .map(|d| Views::from_fn(|v| gather(&local_keys, v, &groups[v], batch.len(), d)))
         .collect())
 }
 
@@ -235,25 +236,27 @@ fn shard_loss(
     t: &Trainer,
     batch: &Batch,
     range: std::ops::Range<usize>,
-    global: &[Option<Tensor<2>>; 3],
+    global: &Views<Option<Tensor<2>>>,
 ) -> Result<(Tensor<1>, GradientsParams)> {
-    let method = t.config.method;
-    let q_views = views_needed(method).0;
     let ids: Vec<usize> = range.clone().collect();
-    let q = [0, 1, 2].map(|v| {
-        q_views
+    let reads = t.objective().reads();
+    let views = Views::from_fn(|v| {
+        reads
+            .query
             .contains(&v)
-            .then(|| t.online.forward(rows(batch, v, &ids, &t.device)))
+            .then(|| rows(batch, v, &ids, t.device()))
     });
-    let k = global.clone().map(|k| {
-        k.map(|k| {
+    let queries = t.encode_queries(views, false);
+    let keys = global.as_ref().map(|_, k| {
+        k.as_ref().map(|k| {
             let d = k.dims()[1];
-            k.slice([range.clone(), 0..d])
+            k.clone().slice([range.clone(), 0..d])
         })
     });
-    let (l, _) = objective(method, &q, &k, &t.queue.keys, t.config.temperature)?;
+    let shard_ids: Vec<usize> = range.clone().map(|i| batch.ids[i]).collect();
+    let l = t.loss(&Encoded { queries, keys }, &shard_ids)?;
     let l = l.mul_scalar(range.len() as f64 / batch.len() as f64);
-    let grads = GradientsParams::from_grads(l.backward(), &t.online);
+    let grads = t.gradients(&l);
     Ok((l.detach(), grads))
 }
 
@@ -281,15 +284,11 @@ fn on_each<T: Send>(
     })
 }
 
-/// Images `ids` of view `v` (crop 1, crop 2, original) of a host batch, as a tensor on `device`.
-fn rows(batch: &Batch, v: usize, ids: &[usize], device: &Device) -> Tensor<4> {
+/// Images `ids` of view `v` of a host batch, as a tensor on `device`.
+fn rows(batch: &Batch, v: ViewKind, ids: &[usize], device: &Device) -> Tensor<4> {
     let [_, c, h, w] = batch.shape();
     let per = c * h * w;
-    let data = match v {
-        0 => &batch.crops[0],
-        1 => &batch.crops[1],
-        _ => &batch.original,
-    };
+    let data = &batch.views[v];
     let mut out = Vec::with_capacity(ids.len() * per);
     for &i in ids {
         out.extend_from_slice(&data[i * per..(i + 1) * per]);
@@ -299,8 +298,8 @@ fn rows(batch: &Batch, v: usize, ids: &[usize], device: &Device) -> Tensor<4> {
 
 /// The keys of view `v` from every replica's group, on `device`, rows back in batch order.
 fn gather(
-    local: &[[Option<Tensor<2>>; 3]],
-    v: usize,
+    local: &[Views<Option<Tensor<2>>>],
+    v: ViewKind,
     groups: &[Vec<usize>],
     n: usize,
     device: &Device,

@@ -7,6 +7,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
 use crate::config::ModelConfig;
@@ -22,6 +23,70 @@ fn conv(cin: usize, cout: usize, k: usize, stride: usize, device: &Device) -> Co
             fan_out_only: true,
         })
         .init(device)
+}
+
+/// A convolution layer's forward through the project's kernels where they apply (the CPU
+/// backend), burn's elsewhere; `Conv2d` stays the parameter holder, so records and torchvision
+/// names are unchanged.
+pub fn conv_forward(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    // Our layers pad explicitly; anything else is burn's own forward.
+    let PaddingConfig2d::Explicit(top, left, bottom, right) = layer.padding else {
+        return layer.forward(x);
+    };
+    let options = ConvOptions::new_with_padding(
+        layer.stride,
+        [(top, bottom), (left, right)],
+        layer.dilation,
+        layer.groups,
+    );
+    leoclr_kernels::conv2d(
+        x,
+        layer.weight.val(),
+        layer.bias.as_ref().map(|b| b.val()),
+        options,
+    )
+}
+
+/// A BatchNorm layer's forward: in training on the CPU backend through our fused kernel, with
+/// burn's running-statistics update (momentum, biased variance) done here the way burn's layer
+/// does it; everywhere else (inference, other devices) burn's own forward.
+pub fn bn_forward(layer: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    let training = x.device().is_autodiff() && layer.training.is_enabled();
+    if !training || !leoclr_kernels::ours_for(&x) {
+        return layer.forward(x);
+    }
+    let device = x.device();
+    let (y, mean, var) =
+        leoclr_kernels::batch_norm_train(x, layer.gamma.val(), layer.beta.val(), layer.epsilon);
+    let m = layer.momentum;
+    let running_mean = layer.running_mean.value_sync().to_device(&device);
+    let running_var = layer.running_var.value_sync().to_device(&device);
+    let running_mean = running_mean
+        .mul_scalar(1.0 - m)
+        .add(mean.detach().mul_scalar(m));
+    let running_var = running_var
+        .mul_scalar(1.0 - m)
+        .add(var.detach().mul_scalar(m));
+    layer.running_mean.update(running_mean.detach());
+    layer.running_var.update(running_var.detach());
+    y
+}
+
+/// A max-pool layer's forward through our kernel on the CPU backend (explicit padding, dilation
+/// 1, floor), burn's elsewhere.
+pub fn pool_forward(layer: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    match layer.padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right)
+            if top == bottom
+                && left == right
+                && layer.dilation == [1, 1]
+                && !layer.ceil_mode
+                && leoclr_kernels::ours_for(&x) =>
+        {
+            leoclr_kernels::max_pool2d(x, layer.kernel_size, layer.stride, [top, left])
+        }
+        _ => layer.forward(x),
+    }
 }
 
 fn bn(c: usize, device: &Device) -> BatchNorm {
@@ -84,13 +149,13 @@ impl Block {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
+            Some(d) => bn_forward(&d.bn, conv_forward(&d.conv, x.clone())),
             None => x.clone(),
         };
-        let mut out = relu(self.bn1.forward(self.conv1.forward(x)));
-        out = self.bn2.forward(self.conv2.forward(out));
+        let mut out = relu(bn_forward(&self.bn1, conv_forward(&self.conv1, x)));
+        out = bn_forward(&self.bn2, conv_forward(&self.conv2, out));
         if let (Some(c3), Some(b3)) = (&self.conv3, &self.bn3) {
-            out = b3.forward(c3.forward(relu(out)));
+            out = bn_forward(b3, conv_forward(c3, relu(out)));
         }
         relu(out + identity)
     }
@@ -151,9 +216,9 @@ impl ResNet {
 
     /// Globally average-pooled features `[N, feature_dim]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.bn1.forward(self.conv1.forward(x)));
+        let mut x = relu(bn_forward(&self.bn1, conv_forward(&self.conv1, x)));
         if let Some(p) = &self.maxpool {
-            x = p.forward(x);
+            x = pool_forward(p, x);
         }
         for blk in self
             .layer1

@@ -142,7 +142,7 @@ impl Session {
     /// Fills the queue with keys of `batches` real batches before the first step (see
     /// [`Trainer::warm_queue`]); draws them from a data stream no epoch uses.
     pub fn warm_queue(&mut self, batches: usize) -> Result<()> {
-        let per_epoch = self.trainer.steps_per_epoch;
+        let per_epoch = self.trainer.steps_per_epoch();
         for i in 0..batches.min(per_epoch) {
             let b = Loader::batch(&self.train, &self.aug, &self.loader, usize::MAX, i)?;
             self.trainer.warm_queue(&b);
@@ -154,7 +154,7 @@ impl Session {
     }
 
     fn begin_epoch(&self) -> EpochProgress {
-        let epoch = self.trainer.epoch;
+        let epoch = self.trainer.epoch();
         let batches: Box<dyn Iterator<Item = Result<Fed>>> = match &self.feed {
             Feed::Host => Box::new(
                 Loader::epoch(
@@ -203,12 +203,17 @@ impl Session {
         let (n, loss) = match (fed?, self.replicas.as_mut()) {
             (Fed::Host(b), Some(r)) => (b.len(), r.step(t, &b)?),
             (Fed::Host(b), None) => (b.len(), t.step(&b)?),
-            (Fed::Device(b), _) => (b.len(), t.step_views(b.views)?),
+            (Fed::Device(b), _) => {
+                let n = b.len();
+                (n, t.step_views(b.views, &b.ids)?)
+            }
         };
         ep.images += n;
         ep.steps += 1;
         let read = match self.read_loss {
-            ReadLoss::Every(every) => (every > 0 && t.step.is_multiple_of(every)) || ep.steps == 1,
+            ReadLoss::Every(every) => {
+                (every > 0 && t.step_count().is_multiple_of(every)) || ep.steps == 1
+            }
             ReadLoss::Never => false,
         };
         if self.read_loss != ReadLoss::Never {
@@ -221,16 +226,16 @@ impl Session {
         let value = read.then(|| loss.clone().into_scalar::<f32>());
         if let Some(l) = value.filter(|l| !l.is_finite()) {
             return Err(Error::Diverged {
-                step: t.step,
+                step: t.step_count(),
                 loss: l,
                 lr,
             });
         }
         self.last_loss = Some(loss);
         Ok(Some(StepEvent {
-            step: t.step,
+            step: t.step_count(),
             step_in_epoch: ep.steps,
-            steps_per_epoch: t.steps_per_epoch,
+            steps_per_epoch: t.steps_per_epoch(),
             lr,
             loss: value,
             images_per_s: ep.images as f64 / ep.start.elapsed().as_secs_f64().max(1e-9),
@@ -255,7 +260,7 @@ impl Session {
     /// epoch counter moves on if every batch was trained. The next step restarts an incomplete
     /// epoch from its first batch (data randomness is seeded per epoch).
     pub fn end_epoch(&mut self) -> EpochStats {
-        let epoch = self.trainer.epoch;
+        let epoch = self.trainer.epoch();
         let Some(ep) = self.epoch.take() else {
             return EpochStats {
                 epoch: epoch + 1,
@@ -271,11 +276,11 @@ impl Session {
             .loss_sum
             .map(|s| s.into_scalar::<f32>() / steps.max(1) as f32)
             .unwrap_or(f32::NAN);
-        let complete = steps == self.trainer.steps_per_epoch;
+        let complete = steps == self.trainer.steps_per_epoch();
         if complete {
-            self.trainer.epoch += 1;
-            for t in self.replicas.iter_mut().flat_map(|r| r.others.iter_mut()) {
-                t.epoch += 1;
+            self.trainer.end_epoch();
+            if let Some(r) = &mut self.replicas {
+                r.end_epoch();
             }
         }
         EpochStats {

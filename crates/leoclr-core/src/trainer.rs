@@ -1,4 +1,7 @@
-//! One training step of LeOCLR or MoCo-v2: EMA update, keys, queries, loss, SGD, enqueue.
+//! The training state and its one step: EMA update, keys, queries, loss, SGD, enqueue. The
+//! trainer owns every piece of the state (encoders, optimiser, queue, counters); other modules
+//! read it through accessors and change it through its methods. Data-parallel training runs the
+//! same step's phases on every replica (the `parallel` module).
 
 use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
@@ -10,30 +13,47 @@ use leoclr_data::{Batch, Rng};
 use crate::config::TrainConfig;
 use crate::ema::ema_update;
 use crate::encoder::Encoder;
-use crate::loss::{objective, views_needed};
+use crate::method::{Encoded, Negatives, Objective, SameImage, ViewKind, Views, enqueued_ids};
 use crate::queue::KeyQueue;
 use crate::schedule::{cosine_lr, ema_momentum};
 use crate::{Error, Result};
 
 pub struct Trainer {
-    pub config: TrainConfig,
+    config: TrainConfig,
     /// The autodiff device everything trains on.
+    device: Device,
+    online: Encoder,
+    key: Encoder,
+    optim: ModuleOptimizer,
+    queue: KeyQueue,
+    /// Optimiser steps taken so far.
+    step: usize,
+    /// Epochs completed.
+    epoch: usize,
+    steps_per_epoch: usize,
+    /// The query encoder's BatchNorm over this many contiguous sub-batches (1: the whole batch):
+    /// the single-device stand-in for the per-device query statistics of data-parallel training.
+    query_splits: usize,
+}
+
+/// What a restored trainer is made of (a checkpoint's contents, on their device).
+pub(crate) struct Parts {
+    pub config: TrainConfig,
     pub device: Device,
     pub online: Encoder,
     pub key: Encoder,
-    pub(crate) optim: ModuleOptimizer,
+    pub optim: ModuleOptimizer,
     pub queue: KeyQueue,
-    /// Optimiser steps taken so far.
     pub step: usize,
-    /// Epochs completed.
     pub epoch: usize,
     pub steps_per_epoch: usize,
-    /// The query encoder's BatchNorm over this many contiguous sub-batches (1: the whole batch).
-    /// Not a setting: the single-device stand-in for the per-device query statistics of
-    /// data-parallel training, which the equivalence tests step beside it.
-    pub query_splits: usize,
 }
 
+/// The schedule's values for the step about to be taken.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StepPlan {
+    pub lr: f64,
+}
 /// Contiguous shards `[n r / parts, n (r + 1) / parts)` of a batch of `n`, at most `n / 2` of them
 /// so that each holds two images for its BatchNorm statistics: the query sub-batches of
 /// data-parallel training (shard `r` on device `r`).
@@ -53,11 +73,11 @@ pub fn bn_split_groups(
     splits: usize,
     seed: u64,
     step: usize,
-    view: usize,
+    view: ViewKind,
 ) -> Vec<Vec<usize>> {
     let splits = splits.clamp(1, (n / 2).max(1));
     let mut perm: Vec<usize> = (0..n).collect();
-    Rng::derive(seed, &[0x5348_5546_424e, step as u64, view as u64]).shuffle(&mut perm);
+    Rng::derive(seed, &[0x5348_5546_424e, step as u64, view.seed()]).shuffle(&mut perm);
     (0..splits)
         .map(|g| perm[n * g / splits..n * (g + 1) / splits].to_vec())
         .collect()
@@ -96,6 +116,7 @@ impl Trainer {
             config.seed,
             &device,
         );
+        let query_splits = Self::query_splits_of(&config);
         Ok(Self {
             optim: sgd(&config),
             config,
@@ -106,8 +127,120 @@ impl Trainer {
             step: 0,
             epoch: 0,
             steps_per_epoch,
-            query_splits: 1,
+            query_splits,
         })
+    }
+
+    /// The query sub-batches a configuration asks for: `bn_splits` when it splits queries too.
+    fn query_splits_of(config: &TrainConfig) -> usize {
+        match config.bn_split_queries {
+            true => config.bn_splits.max(1),
+            false => 1,
+        }
+    }
+
+    /// A trainer from restored parts (a checkpoint read back).
+    pub(crate) fn restore(p: Parts) -> Self {
+        let query_splits = Self::query_splits_of(&p.config);
+        Self {
+            config: p.config,
+            device: p.device,
+            online: p.online,
+            key: p.key,
+            optim: p.optim,
+            queue: p.queue,
+            step: p.step,
+            epoch: p.epoch,
+            steps_per_epoch: p.steps_per_epoch,
+            query_splits,
+        }
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The autodiff device the trainer runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The query (online) encoder: what is trained, evaluated and exported.
+    pub fn online(&self) -> &Encoder {
+        &self.online
+    }
+
+    /// The momentum (key) encoder.
+    pub fn key(&self) -> &Encoder {
+        &self.key
+    }
+
+    pub fn queue(&self) -> &KeyQueue {
+        &self.queue
+    }
+
+    pub(crate) fn optimizer(&self) -> &ModuleOptimizer {
+        &self.optim
+    }
+
+    /// Optimiser steps taken so far.
+    pub fn step_count(&self) -> usize {
+        self.step
+    }
+
+    /// Epochs completed.
+    pub fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    pub fn steps_per_epoch(&self) -> usize {
+        self.steps_per_epoch
+    }
+
+    pub fn query_splits(&self) -> usize {
+        self.query_splits
+    }
+
+    /// The query encoder's BatchNorm in `n` contiguous groups (see [`Self::query_splits`]).
+    pub fn set_query_splits(&mut self, n: usize) {
+        self.query_splits = n.max(1);
+    }
+
+    /// Counts an epoch as done (its last batch stepped); the session calls it at an epoch's end.
+    pub fn end_epoch(&mut self) {
+        self.epoch += 1;
+    }
+
+    /// Trains to `epochs` in all (at least the epochs done): the cosine schedules stretch over
+    /// the new total.
+    pub fn extend_to(&mut self, epochs: usize) -> Result<()> {
+        if epochs < self.epoch {
+            return Err(Error::Config(format!(
+                "--epochs {epochs}: the run has already trained {} epochs",
+                self.epoch
+            )));
+        }
+        self.config.epochs = epochs;
+        Ok(())
+    }
+
+    /// Starts from an encoder's weights: the online encoder takes them, the key encoder becomes
+    /// its copy; optimiser state, queue and counters stay as they are.
+    pub(crate) fn set_encoders(&mut self, online: Encoder) {
+        self.key = Self::key_copy(&online, &self.config, &self.device);
+        self.online = online;
+    }
+
+    /// The queue of `other` (a replica's, after a warm-up), moved to this trainer's device.
+    pub(crate) fn copy_queue_of(&mut self, other: &Trainer) {
+        self.queue.keys = other.queue.keys.clone().to_device(&self.device);
+        self.queue.ids = other.queue.ids.clone().to_device(&self.device);
+        self.queue.ptr = other.queue.ptr;
+    }
+
+    /// The objective the trainer's method trains.
+    pub fn objective(&self) -> Box<dyn Objective> {
+        self.config.method.objective()
     }
 
     pub(crate) fn key_copy(online: &Encoder, config: &TrainConfig, device: &Device) -> Encoder {
@@ -134,46 +267,47 @@ impl Trainer {
         )
     }
 
-    fn view(&self, batch: &Batch, i: usize) -> Tensor<4> {
-        let data = match i {
-            0 => &batch.crops[0],
-            1 => &batch.crops[1],
-            _ => &batch.original,
-        };
-        Tensor::from_data(TensorData::new(data.clone(), batch.shape()), &self.device)
+    /// The EMA update of the key encoder by itself (benchmarks time it alone).
+    pub fn update_key_encoder(&mut self, momentum: f64) {
+        self.key = ema_update(self.key.clone(), &self.online, momentum);
     }
 
     /// Keys of one view (detached). With `bn_splits` > 1 the batch is shuffled, encoded in
     /// sub-batches (each with its own BatchNorm statistics, so a key's statistics do not come
     /// from the batch its query is normalised with) and put back in order: MoCo's shuffle-BN on
     /// one device. The key encoder's running statistics then take one update per sub-batch.
-    fn key_forward(&self, x: Tensor<4>, view: usize) -> Tensor<2> {
+    fn key_forward(&self, x: Tensor<4>, view: ViewKind) -> Tensor<2> {
         let n = x.dims()[0];
         if self.config.bn_splits <= 1 || n < 4 {
             return self.key.forward(x).detach();
         }
         let groups = bn_split_groups(n, self.config.bn_splits, self.config.seed, self.step, view);
-        let index = |ids: &[usize]| {
-            let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
-            Tensor::<1, Int>::from_data(TensorData::new(ids.clone(), [ids.len()]), &self.device)
-        };
         let parts: Vec<Tensor<2>> = groups
             .iter()
-            .map(|g| self.key.forward(x.clone().select(0, index(g))).detach())
+            .map(|g| {
+                self.key
+                    .forward(x.clone().select(0, self.index(g)))
+                    .detach()
+            })
             .collect();
         let shuffled: Vec<usize> = groups.concat();
         let mut inverse = vec![0usize; n];
         for (pos, &i) in shuffled.iter().enumerate() {
             inverse[i] = pos;
         }
-        Tensor::cat(parts, 0).select(0, index(&inverse))
+        Tensor::cat(parts, 0).select(0, self.index(&inverse))
     }
 
-    /// Queries of one view; with [`Self::query_splits`] > 1, each contiguous shard through the
-    /// encoder alone (its own BatchNorm statistics), rows in order.
-    fn query_forward(&self, x: Tensor<4>) -> Tensor<2> {
+    fn index(&self, ids: &[usize]) -> Tensor<1, Int> {
+        let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+        Tensor::<1, Int>::from_data(TensorData::new(ids.clone(), [ids.len()]), &self.device)
+    }
+
+    /// Queries of one view; in `splits` > 1 contiguous shards, each through the encoder alone
+    /// (its own BatchNorm statistics), rows in order.
+    fn query_forward(&self, x: Tensor<4>, splits: usize) -> Tensor<2> {
         let n = x.dims()[0];
-        let parts = shards(n, self.query_splits);
+        let parts = shards(n, splits);
         if parts.len() <= 1 {
             return self.online.forward(x);
         }
@@ -193,8 +327,16 @@ impl Trainer {
     /// while real keys replace them; after this it is comparable from the first step (what a live
     /// curve of a short run needs). Changes no weights.
     pub fn warm_queue(&mut self, batch: &Batch) {
-        let keys = self.key_forward(self.view(batch, 2), 2);
-        self.queue.enqueue(keys);
+        let keys = self.key_forward(self.view(batch, ViewKind::Original), ViewKind::Original);
+        let ids: Vec<i64> = batch.ids.iter().map(|&i| i as i64).collect();
+        self.queue.enqueue(keys, &ids);
+    }
+
+    fn view(&self, batch: &Batch, v: ViewKind) -> Tensor<4> {
+        Tensor::from_data(
+            TensorData::new(batch.views[v].clone(), batch.shape()),
+            &self.device,
+        )
     }
 
     /// One optimisation step on a host batch (views made by the CPU loader). Returns the loss as a
@@ -205,36 +347,35 @@ impl Trainer {
                 "a training batch needs at least 2 images".into(),
             ));
         }
-        if batch.crops[0].is_empty() {
+        if batch.views.crop1.is_empty() {
             return Err(Error::Config(
                 "training needs a batch built in train mode".into(),
             ));
         }
         let views = self.upload_views(batch);
-        self.step_views(views)
+        self.step_views(views, &batch.ids)
     }
 
     /// The views of a host batch that the method reads, uploaded to the training device.
-    pub fn upload_views(&self, batch: &Batch) -> [Option<Tensor<4>>; 3] {
-        let needed = self.views_needed();
-        [0, 1, 2].map(|i| needed[i].then(|| self.view(batch, i)))
+    pub fn upload_views(&self, batch: &Batch) -> Views<Option<Tensor<4>>> {
+        self.views_needed()
+            .map(|v, needed| needed.then(|| self.view(batch, v)))
     }
 
-    /// Which of (crop 1, crop 2, original) the method reads.
-    pub fn views_needed(&self) -> [bool; 3] {
-        let (q, k) = views_needed(self.config.method);
-        [0, 1, 2].map(|i| q.contains(&i) || k.contains(&i))
+    /// Which views the method reads.
+    pub fn views_needed(&self) -> Views<bool> {
+        self.objective().reads().any()
     }
 
     /// The batch size of a step's views, after checking that the method's views are all there
     /// and of one size, with at least two images.
-    pub(crate) fn batch_len(&self, views: &[Option<Tensor<4>>; 3]) -> Result<usize> {
+    pub(crate) fn batch_len(&self, views: &Views<Option<Tensor<4>>>) -> Result<usize> {
         let needed = self.views_needed();
         let mut n = None;
-        for i in 0..3 {
-            match (&views[i], needed[i]) {
-                (Some(v), _) => {
-                    let b = v.dims()[0];
+        for (v, t) in views.iter() {
+            match (t, needed[v]) {
+                (Some(t), _) => {
+                    let b = t.dims()[0];
                     if n.is_some_and(|n| n != b) {
                         return Err(Error::Config("views of different batch sizes".into()));
                     }
@@ -242,7 +383,7 @@ impl Trainer {
                 }
                 (None, true) => {
                     return Err(Error::Config(format!(
-                        "{} needs view {i} (crop 1, crop 2, original)",
+                        "{} needs the {v} view",
                         self.config.method.label()
                     )));
                 }
@@ -257,39 +398,111 @@ impl Trainer {
         }
     }
 
-    /// One optimisation step on views already on the device (crop 1, crop 2, original as
-    /// normalised NCHW; only those in [`Self::views_needed`] are read).
-    pub fn step_views(&mut self, views: [Option<Tensor<4>>; 3]) -> Result<Tensor<1>> {
-        self.batch_len(&views)?;
-        let m = self.ema_momentum();
-        let lr = self.lr();
-        self.key = ema_update(self.key.clone(), &self.online, m);
+    // The step, in phases: data-parallel training runs the same phases on every replica and
+    // differs only in which rows each encodes and how gradients are summed between them.
 
-        let (q_views, k_views) = views_needed(self.config.method);
-        // Every view a method reads was checked present above.
-        let mut k: [Option<Tensor<2>>; 3] = [None, None, None];
-        let mut q: [Option<Tensor<2>>; 3] = [None, None, None];
-        for (i, v) in views.iter().enumerate() {
-            if let Some(v) = v.as_ref().filter(|_| k_views.contains(&i)) {
-                k[i] = Some(self.key_forward(v.clone(), i));
-            }
-        }
-        for (i, v) in views.into_iter().enumerate() {
-            if let Some(v) = v.filter(|_| q_views.contains(&i)) {
-                q[i] = Some(self.query_forward(v));
-            }
-        }
-        let (loss, keys) = objective(
-            self.config.method,
-            &q,
-            &k,
-            &self.queue.keys,
-            self.config.temperature,
-        )?;
-        let grads = GradientsParams::from_grads(loss.backward(), &self.online);
-        self.online = self.optim.step(lr, self.online.clone(), grads);
-        self.queue.enqueue(keys);
+    /// Phase 1: the schedule's values for this step, and the EMA update of the key encoder.
+    pub(crate) fn begin_step(&mut self) -> StepPlan {
+        let m = self.ema_momentum();
+        let plan = StepPlan { lr: self.lr() };
+        self.update_key_encoder(m);
+        plan
+    }
+
+    /// Phase 2: the keys of the views the method reads through the key encoder; with
+    /// `shuffle_bn`, in the shuffled sub-batches of `bn_splits` (a replica's rows are such a
+    /// sub-batch already).
+    pub(crate) fn encode_keys(
+        &self,
+        views: &Views<Option<Tensor<4>>>,
+        shuffle_bn: bool,
+    ) -> Views<Option<Tensor<2>>> {
+        let reads = self.objective().reads();
+        views.as_ref().map(|v, x| {
+            x.as_ref()
+                .filter(|_| reads.key.contains(&v))
+                .map(|x| match shuffle_bn {
+                    true => self.key_forward(x.clone(), v),
+                    false => self.key.forward(x.clone()).detach(),
+                })
+        })
+    }
+
+    /// Phase 3: the queries of the views the method reads through the query encoder; with
+    /// `split_bn`, in the [`Self::query_splits`] sub-batches (a replica's rows are its shard
+    /// already).
+    pub(crate) fn encode_queries(
+        &self,
+        views: Views<Option<Tensor<4>>>,
+        split_bn: bool,
+    ) -> Views<Option<Tensor<2>>> {
+        let reads = self.objective().reads();
+        let splits = if split_bn { self.query_splits } else { 1 };
+        views.map(|v, x| {
+            x.filter(|_| reads.query.contains(&v))
+                .map(|x| self.query_forward(x, splits))
+        })
+    }
+
+    /// Phase 4: the objective's loss against this trainer's queue, for the images `ids` (the
+    /// rows of `encoded`); with `mask_same_image`, their own queued keys are no negatives.
+    pub(crate) fn loss(&self, encoded: &Encoded, ids: &[usize]) -> Result<Tensor<1>> {
+        let batch_ids = self.config.mask_same_image.then(|| self.index(ids));
+        let negatives = Negatives {
+            queue: &self.queue.keys,
+            temperature: self.config.temperature,
+            same_image: batch_ids.as_ref().map(|batch_ids| SameImage {
+                queue_ids: &self.queue.ids,
+                batch_ids,
+            }),
+        };
+        self.objective().loss(encoded, &negatives)
+    }
+
+    /// The gradients of `loss` for the query encoder's parameters.
+    pub(crate) fn gradients(&self, loss: &Tensor<1>) -> GradientsParams {
+        GradientsParams::from_grads(loss.backward(), &self.online)
+    }
+
+    /// Phase 5: the SGD step with `grads`; `keys` of the images `ids` (the whole batch's, in
+    /// the order one device enqueues them) enqueued; the step counted.
+    pub(crate) fn finish_step(
+        &mut self,
+        plan: StepPlan,
+        grads: GradientsParams,
+        keys: &Views<Option<Tensor<2>>>,
+        ids: &[usize],
+    ) -> Result<()> {
+        let objective = self.objective();
+        let enqueued = objective.enqueued(keys)?;
+        self.online = self.optim.step(plan.lr, self.online.clone(), grads);
+        self.queue
+            .enqueue(enqueued, &enqueued_ids(objective.as_ref(), ids));
         self.step += 1;
+        Ok(())
+    }
+
+    /// One optimisation step on views already on the device (normalised NCHW; only the views in
+    /// [`Self::views_needed`] are read) of the images `ids` (dataset indices, one per row).
+    pub fn step_views(
+        &mut self,
+        views: Views<Option<Tensor<4>>>,
+        ids: &[usize],
+    ) -> Result<Tensor<1>> {
+        let n = self.batch_len(&views)?;
+        if ids.len() != n {
+            return Err(Error::Config(format!(
+                "{} image ids for a batch of {n}",
+                ids.len()
+            )));
+        }
+        let plan = self.begin_step();
+        let keys = self.encode_keys(&views, true);
+        let queries = self.encode_queries(views, true);
+        let encoded = Encoded { queries, keys };
+        let loss = self.loss(&encoded, ids)?;
+        let grads = self.gradients(&loss);
+        self.finish_step(plan, grads, &encoded.keys, ids)?;
         Ok(loss.detach())
     }
 }
@@ -297,8 +510,8 @@ impl Trainer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Method, OriginalBranch};
     use crate::ema::parameters;
+    use crate::method::{Method, OriginalBranch};
     use leoclr_data::{AugmentConfig, Dataset, DatasetSpec, Loader, LoaderConfig};
 
     fn toy_batch(n: usize, size: usize, seed: u64) -> Batch {
@@ -377,11 +590,11 @@ mod tests {
         let t = leoclr_trainer();
         assert_eq!(t.config.bn_splits, 1);
         let x = Tensor::<4>::from_data(
-            TensorData::new(toy_batch(8, 12, 5).original, [8, 1, 12, 12]),
+            TensorData::new(toy_batch(8, 12, 5).views.original, [8, 1, 12, 12]),
             &t.device,
         );
         assert_eq!(
-            rows(t.key_forward(x.clone(), 2)),
+            rows(t.key_forward(x.clone(), ViewKind::Original)),
             rows(t.key.forward(x).detach())
         );
         // A run file written before the setting existed trains as before.
@@ -414,18 +627,24 @@ mod tests {
         t.config.bn_splits = 3;
         t.step = 7;
         let n = 11;
-        let imgs = toy_batch(n, 12, 9).original;
+        let imgs = toy_batch(n, 12, 9).views.original;
         let x = Tensor::<4>::from_data(TensorData::new(imgs.clone(), [n, 1, 12, 12]), &t.device);
-        let keys = rows(t.key_forward(x.clone(), 2));
-        let groups = bn_split_groups(n, 3, t.config.seed, 7, 2);
+        let keys = rows(t.key_forward(x.clone(), ViewKind::Original));
+        let groups = bn_split_groups(n, 3, t.config.seed, 7, ViewKind::Original);
         // Sizes 3, 4, 4: every image once, in a seeded shuffle (not the identity).
         assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), [3, 4, 4]);
         let mut all = groups.concat();
         assert_ne!(all, (0..n).collect::<Vec<_>>());
         all.sort();
         assert_eq!(all, (0..n).collect::<Vec<_>>());
-        assert_eq!(groups, bn_split_groups(n, 3, t.config.seed, 7, 2));
-        assert_ne!(groups, bn_split_groups(n, 3, t.config.seed, 8, 2));
+        assert_eq!(
+            groups,
+            bn_split_groups(n, 3, t.config.seed, 7, ViewKind::Original)
+        );
+        assert_ne!(
+            groups,
+            bn_split_groups(n, 3, t.config.seed, 8, ViewKind::Original)
+        );
         // By hand: each group's images stacked alone through the key encoder, rows put back.
         let per = 12 * 12;
         for g in &groups {

@@ -4,6 +4,10 @@
 //! the reader, which must answer a value or an error and never panic. Checkpoint mutants get their
 //! checksum recomputed (as a crafted file would), so the parser behind it is reached.
 //!
+//! A second test does the same for the files of an embedding index (the npy matrix, index.json
+//! with metadata.tsv, the HNSW graph with its digest recomputed), a third for checkpoint
+//! metadata as the commands then use it.
+//!
 //! Time per target: `LEOCLR_FUZZ_SECS` (default 3; the test command runs 12, a long run e.g.
 //! `LEOCLR_FUZZ_SECS=600 cargo test --workspace fuzz_ -- --nocapture`). A panicking input is
 //! saved as `tests/fuzz-corpus/<target>-<hash>.bin`, and every run replays the corpus first.
@@ -13,9 +17,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use burn::tensor::Device;
+use leoclr_core::ann::{AnnIndex, AnnParams};
 use leoclr_core::checkpoint;
+use leoclr_core::index::{self, EmbedIndex, IndexInfo};
 use leoclr_core::run::RunMeta;
 use leoclr_core::{Method, OriginalBranch, TrainConfig, Trainer};
+use leoclr_data::formats::npy;
 use leoclr_data::{
     Dataset, DatasetFormat, DatasetSpec, ImageU8, Rng, Split, cifar, folder, idx, stl10,
 };
@@ -74,7 +81,15 @@ fn fuzz(name: &str, seeds: &[Vec<u8>], target: &dyn Fn(&[u8])) -> Vec<PathBuf> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3.0);
     let mut panicked = Vec::new();
+    // An input that kills the process (an abort, a library's `process::exit`) is caught by no
+    // unwind: with LEOCLR_FUZZ_LAST=1 each input is written first to the temporary directory
+    // (`leoclr-fuzz-<target>-last.bin`), so the one that killed it is on disk.
+    let last = std::env::var_os("LEOCLR_FUZZ_LAST")
+        .map(|_| std::env::temp_dir().join(format!("leoclr-fuzz-{name}-last.bin")));
     let mut run = |input: &[u8], save: bool| {
+        if let Some(p) = &last {
+            let _ = std::fs::write(p, input);
+        }
         if catch_unwind(AssertUnwindSafe(|| target(input))).is_err() {
             let path = corpus().join(format!("{name}-{:016x}.bin", fnv1a(input)));
             if save {
@@ -241,6 +256,168 @@ fn fuzz_readers_and_checkpoints_never_panic() {
         let _ = checkpoint::load_trainer(ck.path(), &Device::flex());
     }));
 
+    let _ = std::panic::take_hook();
+    assert!(found.is_empty(), "inputs that panicked (saved): {found:?}");
+}
+
+/// A small index on disk: features, metadata, index.json (and, with `graph`, an HNSW graph).
+fn index_files(dir: &Path, rows: usize, dim: usize, graph: bool) -> IndexInfo {
+    let mut rng = Rng::new(3);
+    let mut feats: Vec<f32> = (0..rows * dim).map(|_| rng.normal() as f32).collect();
+    leoclr_core::infer::normalize_rows(&mut feats, dim);
+    let mut w = npy::NpyWriter::create(&dir.join(index::FEATURES_FILE), rows, dim).unwrap();
+    w.write_rows(&feats).unwrap();
+    w.finish().unwrap();
+    let meta: String = std::iter::once("index\tname\tlabel\n".to_string())
+        .chain((0..rows).map(|i| format!("{i}\tx#{i}\t{}\n", i % 3)))
+        .collect();
+    std::fs::write(dir.join(index::METADATA_FILE), meta).unwrap();
+    let ann = graph.then(|| {
+        AnnIndex::build(&feats, dim, AnnParams::default())
+            .unwrap()
+            .save(dir)
+            .unwrap()
+    });
+    let info = IndexInfo {
+        checkpoint: dir.join("checkpoint.leoclr"),
+        encoder: "query".into(),
+        images: rows,
+        dim,
+        channels: 1,
+        augment: leoclr_data::AugmentConfig::small(8, 1),
+        data: dir.to_path_buf(),
+        split: "train".into(),
+        skipped: vec![],
+        projections: false,
+        model: None,
+        ann,
+    };
+    std::fs::write(
+        dir.join(index::INFO_FILE),
+        serde_json::to_string(&info).unwrap(),
+    )
+    .unwrap();
+    info
+}
+
+/// The readers of embedding indexes: the npy matrix, index.json with metadata.tsv (then a
+/// search, and a query prepared as index.json says), and the HNSW graph files with their digest
+/// recomputed, as a crafted pair would have it (the structure check behind the digest is what
+/// they reach).
+#[test]
+fn fuzz_index_files_never_panic() {
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut found = Vec::new();
+    let dir = tempfile::tempdir().unwrap();
+    let info = index_files(dir.path(), 40, 6, true);
+    let read = |f: &str| std::fs::read(dir.path().join(f)).unwrap();
+
+    let npy_seed = read(index::FEATURES_FILE);
+    found.extend(fuzz("npy", &[npy_seed], &|b| {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("m.npy");
+        std::fs::write(&p, b).unwrap();
+        let _ = npy::read_f32_matrix(&p);
+    }));
+
+    let (info_seed, meta_seed) = (read(index::INFO_FILE), read(index::METADATA_FILE));
+    let other = tempfile::tempdir().unwrap();
+    index_files(other.path(), 40, 6, false);
+    let exact_info = std::fs::read(other.path().join(index::INFO_FILE)).unwrap();
+    let query = ImageU8::new(9, 7, 1, (0..63).map(|i| (i * 5) as u8).collect());
+    found.extend(fuzz(
+        "index",
+        &[info_seed.clone(), exact_info, meta_seed],
+        &|b| {
+            for target in [index::INFO_FILE, index::METADATA_FILE] {
+                std::fs::write(other.path().join(target), b).unwrap();
+                if let Ok(ix) = EmbedIndex::open_with(other.path(), false) {
+                    let _ = ix.search(&[0.5; 6], 1000);
+                    // What retrieve does with the recorded view before the model sees it.
+                    let _ = leoclr_core::infer::model_input(&query, &ix.info.augment);
+                }
+            }
+            index_files(other.path(), 40, 6, false);
+        },
+    ));
+
+    let (graph_seed, data_seed) = (read("ann.hnsw.graph"), read("ann.hnsw.data"));
+    let ann = info.ann.clone().unwrap();
+    found.extend(fuzz(
+        "hnsw",
+        &[graph_seed.clone(), data_seed.clone()],
+        &|b| {
+            for (i, name) in ["ann.hnsw.graph", "ann.hnsw.data"].iter().enumerate() {
+                let d = tempfile::tempdir().unwrap();
+                std::fs::write(d.path().join("ann.hnsw.graph"), &graph_seed).unwrap();
+                std::fs::write(d.path().join("ann.hnsw.data"), &data_seed).unwrap();
+                std::fs::write(d.path().join(name), b).unwrap();
+                let mut crafted = ann.clone();
+                crafted.bytes[i] = b.len() as u64;
+                crafted.digest[i] = leoclr_core::ann::digest(&d.path().join(name)).unwrap();
+                if let Ok(g) = AnnIndex::load(d.path(), &crafted, 40, 6) {
+                    let _ = g.search(&[0.4; 6], 50, None);
+                }
+            }
+        },
+    ));
+
+    let _ = std::panic::take_hook();
+    assert!(found.is_empty(), "inputs that panicked (saved): {found:?}");
+}
+
+/// Checkpoint metadata as a crafted file would set it (the JSON edited, the checksum
+/// recomputed), then used as the commands use it: the trainer restored, the view an evaluation
+/// or an index would take, an image prepared and embedded through it.
+#[test]
+fn fuzz_checkpoint_metadata_in_use_never_panics() {
+    std::panic::set_hook(Box::new(|_| {}));
+    let cfg = TrainConfig::tiny_test(
+        1,
+        Method::Leoclr {
+            original_branch: OriginalBranch::Key,
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let t = Trainer::new(cfg, &Device::flex(), 2).unwrap();
+    let meta = RunMeta {
+        view_size: Some(16),
+        augment: Some(leoclr_data::AugmentConfig::small(16, 1)),
+        ..RunMeta::default()
+    };
+    let full = std::fs::read(checkpoint::save(dir.path(), &t, &meta).unwrap()).unwrap();
+    let json_len = u64::from_le_bytes(full[8..16].try_into().unwrap()) as usize;
+    let json = full[16..16 + json_len].to_vec();
+    let tail = full[16 + json_len..full.len() - 8].to_vec();
+    let img = ImageU8::new(12, 10, 1, (0..120).map(|i| (i * 7) as u8).collect());
+    let found = fuzz("ckmeta", &[json], &|b| {
+        let mut m = full[..8].to_vec();
+        m.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        m.extend_from_slice(b);
+        m.extend_from_slice(&tail);
+        let sum = fnv1a(&m);
+        m.extend_from_slice(&sum.to_le_bytes());
+        let dev = Device::flex();
+        let _ = checkpoint::trainer_from_bytes(Path::new("c"), &m, &dev);
+        if let Ok((enc, meta)) = checkpoint::load_encoder_from_bytes(Path::new("c"), &m, &dev)
+            && let Ok(aug) = meta
+                .run
+                .eval_augment(meta.config.model.in_channels, None, 16)
+        {
+            let x = leoclr_core::infer::model_input(
+                &img.to_channels(meta.config.model.in_channels),
+                &aug,
+            );
+            let _ = leoclr_core::infer::embed_views(
+                &enc,
+                &[&x],
+                meta.config.model.in_channels,
+                aug.size,
+                leoclr_core::eval::Output::Backbone,
+                &dev,
+            );
+        }
+    });
     let _ = std::panic::take_hook();
     assert!(found.is_empty(), "inputs that panicked (saved): {found:?}");
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::tensor::Device;
 use leoclr_core::checkpoint::{self, FILE_NAME};
-use leoclr_core::run::{MethodName, Plan};
+use leoclr_core::run::Plan;
 use leoclr_core::{Method, OriginalBranch, Trainer};
 
 fn repo() -> PathBuf {
@@ -75,7 +75,7 @@ fn a_training_checkpoint_written_before_the_change_resumes() {
     let (trainer, meta) = checkpoint::load_trainer(dir.path(), &Device::flex()).unwrap();
     assert_eq!((meta.epoch, meta.step), (1, 3));
     let spec = meta.run.spec.clone().expect("the run settings");
-    assert_eq!(spec.model.method, MethodName::Leoclr);
+    assert_eq!(spec.model.method.name(), "leoclr");
     assert_eq!(
         spec.model.method(),
         Method::Leoclr {

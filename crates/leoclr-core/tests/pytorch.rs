@@ -114,28 +114,30 @@ fn the_pytorch_step_computes_the_same_loss() {
             ..TrainConfig::tiny_test(channels, method)
         };
         let mut t = Trainer::new(cfg, &Device::flex(), 2).unwrap();
-        let bytes =
-            leoclr_core::torchvision::backbone_safetensors(&t.online.backbone, &t.config.model, 0)
-                .unwrap();
+        let bytes = leoclr_core::torchvision::backbone_safetensors(
+            &t.online().backbone,
+            &t.config().model,
+            0,
+        )
+        .unwrap();
         std::fs::write(dir.path().join("backbone.safetensors"), bytes).unwrap();
-        let head = leoclr_core::torchvision::head_safetensors(&t.online.head).unwrap();
+        let head = leoclr_core::torchvision::head_safetensors(&t.online().head).unwrap();
         std::fs::write(dir.path().join("head.safetensors"), head).unwrap();
         let batch = Batch::synthetic(n, channels, size, 3);
         let per = channels * size * size;
-        for (i, v) in [&batch.crops[0], &batch.crops[1], &batch.original]
-            .into_iter()
-            .enumerate()
-        {
-            write_npy(&dir.path().join(format!("view{i}.npy")), [n, per], v);
+        // view0, view1, view2: crop 1, crop 2, original, as torch_step.py numbers them.
+        for (v, pixels) in batch.views.iter() {
+            let name = format!("view{}.npy", v.seed());
+            write_npy(&dir.path().join(name), [n, per], pixels);
         }
-        let q = t.queue.to_vec().unwrap();
+        let q = t.queue().to_vec().unwrap();
         write_npy(&dir.path().join("queue.npy"), [64, q.len() / 64], &q);
         let ours = t.step(&batch).unwrap().into_scalar::<f32>();
         let r = json_of(
             Command::new(python())
                 .arg(&script)
                 .args(["loss", dir.path().to_str().unwrap(), name, "tiny", "1", "0"])
-                .arg(t.config.temperature.to_string()),
+                .arg(t.config().temperature.to_string()),
         );
         let theirs = r["loss"].as_f64().unwrap() as f32;
         println!("{name}: burn {ours} pytorch {theirs}");

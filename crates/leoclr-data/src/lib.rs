@@ -17,6 +17,8 @@ pub mod formats;
 pub mod image;
 pub mod loader;
 pub mod rng;
+pub mod scenes;
+pub mod views;
 
 pub use augment::{AugmentConfig, CropBox, OriginalAug, View, ViewParams};
 pub use dataset::{Dataset, Split};
@@ -25,3 +27,4 @@ pub use formats::{DatasetFormat, DatasetSpec, cifar, detect_format, folder, idx,
 pub use image::ImageU8;
 pub use loader::{Batch, Loader, LoaderConfig};
 pub use rng::Rng;
+pub use views::{ViewKind, Views};

@@ -14,6 +14,7 @@ use crate::augment::{
 use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
 use crate::rng::Rng;
+use crate::views::{ViewKind, Views};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -81,11 +82,11 @@ pub struct Batch {
     pub labels: Vec<Option<u32>>,
     pub channels: usize,
     pub size: usize,
-    /// The two random crops (empty in eval mode).
-    pub crops: [Vec<f32>; 2],
-    pub original: Vec<f32>,
-    /// Parameters of (crop 1, crop 2, original) per sample (empty in eval mode).
-    pub params: Vec<[ViewParams; 3]>,
+    /// Every view of the batch, `[n, channels, size, size]` each; the crops are empty in eval
+    /// mode.
+    pub views: Views<Vec<f32>>,
+    /// What was sampled for each view, per sample (empty in eval mode).
+    pub params: Vec<Views<ViewParams>>,
 }
 
 impl Batch {
@@ -112,8 +113,7 @@ impl Batch {
             labels: vec![None; n],
             channels,
             size,
-            crops: [view(), view()],
-            original: view(),
+            views: Views::from_fn(|_| view()),
             params: vec![],
         }
     }
@@ -121,9 +121,9 @@ impl Batch {
 
 pub struct Loader;
 
-/// One sample's views (crop 1, crop 2, original in train mode; the original alone in eval mode) and,
-/// in train mode, what was sampled for each.
-pub type SampleViews = (Vec<Vec<f32>>, Option<[ViewParams; 3]>);
+/// One sample's views (the crops empty in eval mode) and, in train mode, what was sampled for
+/// each.
+pub type SampleViews = (Views<Vec<f32>>, Option<Views<ViewParams>>);
 
 impl Loader {
     /// The sample order of an epoch: a seeded shuffle in training, dataset order in eval.
@@ -151,12 +151,17 @@ impl Loader {
         seed: u64,
         epoch: usize,
         id: usize,
-    ) -> [ViewParams; 3] {
+    ) -> Views<ViewParams> {
         let mut rng = Rng::derive(seed, &[epoch as u64, id as u64]);
-        let c1 = sample_crop_params(w, h, aug, &mut rng);
-        let c2 = sample_crop_params(w, h, aug, &mut rng);
-        let o = sample_original_params(w, h, aug, &mut rng);
-        [c1, c2, o]
+        // In this order: the stream of draws is what a seed has always given.
+        let crop1 = sample_crop_params(w, h, aug, &mut rng);
+        let crop2 = sample_crop_params(w, h, aug, &mut rng);
+        let original = sample_original_params(w, h, aug, &mut rng);
+        Views {
+            crop1,
+            crop2,
+            original,
+        }
     }
 
     /// The dataset indices of batch `index` of an epoch (after the epoch's shuffle).
@@ -182,10 +187,19 @@ impl Loader {
             ));
         }
         match mode {
-            Mode::Eval => Ok((vec![original_view(&img, aug, None).pixels], None)),
+            Mode::Eval => {
+                let original = original_view(&img, aug, None).pixels;
+                Ok((
+                    Views {
+                        original,
+                        ..Views::default()
+                    },
+                    None,
+                ))
+            }
             Mode::Train => {
                 let params = Self::sample_params(img.width, img.height, aug, seed, epoch, id);
-                let views = params.iter().map(|p| apply_view(&img, aug, p)).collect();
+                let views = params.as_ref().map(|_, p| apply_view(&img, aug, p));
                 Ok((views, Some(params)))
             }
         }
@@ -207,24 +221,22 @@ impl Loader {
             labels: ids.iter().map(|&i| ds.label(i)).collect(),
             channels: ds.channels,
             size: aug.size,
-            crops: [Vec::new(), Vec::new()],
-            original: Vec::with_capacity(n * per),
+            views: Views::default(),
             params: Vec::new(),
         };
-        if cfg.mode == Mode::Train {
-            batch.crops = [Vec::with_capacity(n * per), Vec::with_capacity(n * per)];
+        // Train mode renders every view, eval mode the original alone.
+        let train = cfg.mode == Mode::Train;
+        batch.views = Views::from_fn(|v| match (train, v) {
+            (false, ViewKind::Crop1 | ViewKind::Crop2) => Vec::new(),
+            _ => Vec::with_capacity(n * per),
+        });
+        if train {
             batch.params.reserve(n);
         }
         for &id in ids {
             let (views, params) = Self::sample(ds, aug, cfg.mode, cfg.seed, epoch, id)?;
-            // Train mode renders (crop 1, crop 2, original), eval mode the original alone.
-            match <[Vec<f32>; 3]>::try_from(views) {
-                Ok([c1, c2, original]) => {
-                    batch.crops[0].extend(c1);
-                    batch.crops[1].extend(c2);
-                    batch.original.extend(original);
-                }
-                Err(views) => batch.original.extend(views.into_iter().flatten()),
+            for (v, pixels) in views.into_iter() {
+                batch.views[v].extend(pixels);
             }
             if let Some(p) = params {
                 batch.params.push(p);
@@ -413,8 +425,8 @@ mod tests {
         assert_eq!(ids, (0..23).collect::<Vec<_>>());
         for (i, b) in a.iter().enumerate() {
             assert_eq!(b.index, i);
-            assert_eq!(b.crops[0].len(), b.len() * 36);
-            assert_eq!(b.original.len(), b.len() * 36);
+            assert_eq!(b.views.crop1.len(), b.len() * 36);
+            assert_eq!(b.views.original.len(), b.len() * 36);
         }
         // One thread, no threads (the browser), and one batch on demand give the same batches.
         for workers in [1, 0] {
@@ -425,14 +437,14 @@ mod tests {
             assert_eq!(again.len(), a.len());
             for (x, y) in a.iter().zip(&again) {
                 assert_eq!(x.ids, y.ids);
-                assert_eq!(x.crops, y.crops);
+                assert_eq!(x.views, y.views);
                 assert_eq!(x.params, y.params);
             }
         }
         let third = Loader::batch(&ds, &aug, &cfg, 0, 3).unwrap();
         assert_eq!(
-            (third.index, &third.ids, &third.crops),
-            (3, &a[3].ids, &a[3].crops)
+            (third.index, &third.ids, &third.views),
+            (3, &a[3].ids, &a[3].views)
         );
         let other: Vec<Batch> = Loader::epoch(ds, aug, cfg, 1).map(|b| b.unwrap()).collect();
         assert_ne!(other[0].ids, a[0].ids, "a new epoch reshuffles");

@@ -188,39 +188,8 @@ impl WebApp {
             .iter()
             .map(|(k, r)| (k.clone(), serde_json::json!([r.center().x, r.center().y])))
             .collect();
-        let boxes: Vec<[f32; 4]> = a
-            .views
-            .sample
-            .as_ref()
-            .map(|s| {
-                s.views[..2]
-                    .iter()
-                    .map(|(_, p)| [p.crop.x, p.crop.y, p.crop.w, p.crop.h])
-                    .collect()
-            })
-            .unwrap_or_default();
-        let sample = a.views.sample.as_ref();
-        let views = serde_json::json!({
-            "selected": a.views.selected,
-            "boxes": boxes,
-            "photo": sample.and_then(|s| s.photo()),
-            "size": sample.map(|s| [s.original_size.0, s.original_size.1]),
-            "similarity": sample.and_then(|s| s.similarity),
-        });
-        let query = match &a.retrieval.query {
-            Some(Query::Index(i)) => serde_json::json!(i),
-            Some(Query::File { name, .. }) => serde_json::json!(name),
-            None => serde_json::Value::Null,
-        };
-        let neighbours: Vec<(usize, f32)> = a
-            .retrieval
-            .results
-            .as_ref()
-            .map(|r| r.neighbours.clone())
-            .unwrap_or_default();
-        let t = &a.training;
-        let losses = t.losses.borrow();
-        let state = serde_json::json!({
+        // The page's own fields, then what every panel publishes of itself.
+        let mut state = serde_json::json!({
             "frame": self.frame,
             "module": module_kind(),
             "first_frame_ms": self.first_frame_ms,
@@ -230,24 +199,11 @@ impl WebApp {
             "notice": a.shared.status.notice.as_ref().map(|n| serde_json::json!({"error": n.error, "text": n.text})),
             "device": a.shared.workspace.device_note,
             "model": a.shared.workspace.model.as_ref().map(|m| m.path.display().to_string()),
-            "train_device": t.device_name,
             "marks": marks,
-            "views": views,
-            "map": {
-                "photo": a.map.photo.map(|p| [p.x, p.y]), "projection": a.map.projection.name(),
-                "points": a.map.screen.len(), "tsne_progress": a.map.tsne.progress,
-            },
-            "retrieval": {
-                "query": query, "k": a.retrieval.k, "neighbours": neighbours,
-                "fresh": a.retrieval.results.as_ref().map(|r| r.query().to_string())
-                    == a.retrieval.query.as_ref().map(|q| q.key()),
-            },
-            "train": {
-                "steps": t.steps, "losses": losses.len(), "last_loss": losses.last().map(|l| l[1]),
-                "error": t.error, "running": t.running, "from_scratch": t.from_scratch,
-                "knn": t.watch.knn, "map_moved": t.watch.moved_total, "offer": t.offer.is_some(),
-            },
         });
+        if let Some(o) = state.as_object_mut() {
+            o.extend(a.published());
+        }
         STATE.with(|s| *s.borrow_mut() = state.to_string());
     }
 }

@@ -14,11 +14,11 @@ use super::meta::RunMeta;
 use crate::config::TrainConfig;
 use crate::encoder::Encoder;
 use crate::queue::KeyQueue;
-use crate::trainer::{Trainer, sgd};
+use crate::trainer::{Parts, Trainer, sgd};
 use crate::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"LEOCLR\x00\x01";
-pub const FILE_NAME: &str = "checkpoint.leoclr";
+pub const FILE_NAME: &str = crate::files::CHECKPOINT_FILE;
 
 /// Everything but the tensors, as JSON inside the checkpoint.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -149,16 +149,17 @@ fn load_encoder_bytes(
 /// What a checkpoint of `trainer` now would record about it (also the description of a model
 /// snapshot taken while training, in the app).
 pub fn meta_of(trainer: &Trainer, run: &RunMeta) -> Meta {
+    let queue = trainer.queue();
     Meta {
-        config: trainer.config.clone(),
-        epoch: trainer.epoch,
-        step: trainer.step,
-        steps_per_epoch: trainer.steps_per_epoch,
-        queue_ptr: trainer.queue.ptr,
-        queue_len: trainer.queue.len(),
-        queue_dim: trainer.queue.keys.dims()[1],
-        rng_seed: trainer.config.seed,
-        next_epoch: trainer.epoch,
+        config: trainer.config().clone(),
+        epoch: trainer.epoch(),
+        step: trainer.step_count(),
+        steps_per_epoch: trainer.steps_per_epoch(),
+        queue_ptr: queue.ptr,
+        queue_len: queue.len(),
+        queue_dim: queue.keys.dims()[1],
+        rng_seed: trainer.config().seed,
+        next_epoch: trainer.epoch(),
         run: run.clone(),
     }
 }
@@ -172,23 +173,23 @@ pub fn start_from(
     encoder: &Encoder,
     model: &crate::config::ModelConfig,
 ) -> Result<()> {
-    if *model != trainer.config.model {
+    let own = &trainer.config().model;
+    if model != own {
         return Err(Error::Config(format!(
             "the model to start from ({:?}, {} channels, head {}) is not the one this run trains \
              ({:?}, {} channels, head {})",
             model.backbone,
             model.in_channels,
             model.head_out,
-            trainer.config.model.backbone,
-            trainer.config.model.in_channels,
-            trainer.config.model.head_out
+            own.backbone,
+            own.in_channels,
+            own.head_out
         )));
     }
     let name = Path::new("start model");
     let bytes = record_bytes(encoder.clone(), name)?;
-    let online = load_encoder_bytes(&trainer.config, bytes, &trainer.device, name)?;
-    trainer.key = Trainer::key_copy(&online, &trainer.config, &trainer.device);
-    trainer.online = online;
+    let online = load_encoder_bytes(trainer.config(), bytes, trainer.device(), name)?;
+    trainer.set_encoders(online);
     Ok(())
 }
 
@@ -206,22 +207,29 @@ pub fn state_bytes(path: &Path, trainer: &Trainer, run: &RunMeta) -> Result<Vec<
     let meta = meta_of(trainer, run);
     // BatchNorm running statistics are folded in lazily; `valid()` syncs them (in place, the state
     // is shared) so the record holds the latest values rather than ones lagging an update.
-    let _ = trainer.online.valid();
-    let _ = trainer.key.valid();
-    let online = record_bytes(trainer.online.clone(), path)?;
-    let key = record_bytes(trainer.key.clone(), path)?;
+    let _ = trainer.online().valid();
+    let _ = trainer.key().valid();
+    let online = record_bytes(trainer.online().clone(), path)?;
+    let key = record_bytes(trainer.key().clone(), path)?;
     let optim = trainer
-        .optim
+        .optimizer()
         .into_bytes()
         .map_err(|e| err(path, format!("cannot serialise optimiser: {e}")))?
         .to_vec();
     let queue: Vec<u8> = trainer
-        .queue
+        .queue()
         .to_vec()?
         .iter()
         .flat_map(|v| v.to_le_bytes())
         .collect();
-    encode(&meta, &[&online, &key, &optim, &queue])
+    // The queued keys' image ids: a fifth section (files without it read as ids unknown).
+    let ids: Vec<u8> = trainer
+        .queue()
+        .ids_vec()?
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    encode(&meta, &[&online, &key, &optim, &queue, &ids])
 }
 
 /// Temporary file in the same directory, fsync, rename: the old checkpoint survives any failure.
@@ -232,7 +240,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    // Named after the file where that fits in a file name (a run's stale ones are recognised
+    // by it), a short name for a long one.
+    let pid = std::process::id();
+    let tmp = match name.len() <= 200 {
+        true => dir.join(format!(".{name}.{pid}.{n}.tmp")),
+        false => dir.join(format!(".leoclr-{pid}-{n}.tmp")),
+    };
     let res = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -246,6 +260,40 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     res.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         err(path, format!("cannot write checkpoint: {e}"))
+    })
+}
+
+/// Which state of a run a checkpoint file holds: its counters and the checksum its writer put at
+/// the end (a new one every save). An index records it, so features computed by epoch 3 are not
+/// searched with the model of epoch 5 without a word.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub epoch: usize,
+    pub step: usize,
+    /// The file's trailing checksum, hex.
+    pub checksum: String,
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "epoch {}, step {}, checksum {}",
+            self.epoch, self.step, self.checksum
+        )
+    }
+}
+
+/// The identity of the checkpoint at `path` (a file or run directory), after checking it reads.
+pub fn identity(path: &Path) -> Result<Identity> {
+    let file = file_of(path);
+    let bytes =
+        std::fs::read(&file).map_err(|e| err(&file, format!("cannot read checkpoint: {e}")))?;
+    let (meta, _) = decode_checked(&file, &bytes)?;
+    Ok(Identity {
+        epoch: meta.epoch,
+        step: meta.step,
+        checksum: format!("{:016x}", le_u64(&bytes[bytes.len() - 8..])),
     })
 }
 
@@ -265,13 +313,14 @@ fn read(path: &Path) -> Result<(Meta, Vec<Vec<u8>>)> {
     decode_checked(&path, &bytes)
 }
 
-/// Decodes and checks a checkpoint: 4 sections (a training state) or 1 (an exported encoder).
+/// Decodes and checks a checkpoint: 4 or 5 sections (a training state; the fifth, the queue's
+/// image ids, since they are recorded) or 1 (an exported encoder).
 fn decode_checked(path: &Path, bytes: &[u8]) -> Result<(Meta, Vec<Vec<u8>>)> {
     let (meta, sections) = decode(path, bytes)?;
-    if sections.len() != 4 && sections.len() != 1 {
+    if !matches!(sections.len(), 1 | 4 | 5) {
         return Err(err(
             path,
-            format!("expected 1 or 4 sections, found {}", sections.len()),
+            format!("expected 1, 4 or 5 sections, found {}", sections.len()),
         ));
     }
     meta.config
@@ -313,7 +362,7 @@ pub fn load_trainer(path: &Path, device: &Device) -> Result<(Trainer, Meta)> {
 pub fn trainer_from_bytes(file: &Path, bytes: &[u8], device: &Device) -> Result<(Trainer, Meta)> {
     let (meta, sections) = decode_checked(file, bytes)?;
     let file = file.to_path_buf();
-    if sections.len() != 4 {
+    if sections.len() == 1 {
         return Err(err(
             &file,
             "holds only an exported encoder, not a training state to resume",
@@ -337,11 +386,16 @@ pub fn trainer_from_bytes(file: &Path, bytes: &[u8], device: &Device) -> Result<
         ));
     }
     let device = device.clone().autodiff();
-    let Ok([online_bytes, key_bytes, optim_bytes, queue_bytes]) =
-        <[Vec<u8>; 4]>::try_from(sections)
-    else {
+    let mut sections = sections.into_iter();
+    let (Some(online_bytes), Some(key_bytes), Some(optim_bytes), Some(queue_bytes)) = (
+        sections.next(),
+        sections.next(),
+        sections.next(),
+        sections.next(),
+    ) else {
         return Err(err(&file, "holds only an exported encoder"));
     };
+    let id_bytes = sections.next();
     let online = load_encoder_bytes(&cfg, online_bytes, &device, &file)?;
     let key = load_encoder_bytes(&cfg, key_bytes, &device, &file)?;
     // Fresh parameter ids for the key encoder (the record carries the online encoder's).
@@ -349,12 +403,35 @@ pub fn trainer_from_bytes(file: &Path, bytes: &[u8], device: &Device) -> Result<
     let optim = sgd(&cfg)
         .from_bytes(Bytes::from_bytes_vec(optim_bytes))
         .map_err(|e| err(&file, format!("unreadable optimiser state: {e}")))?;
+    let queue = restore_queue(&file, &meta, &queue_bytes, id_bytes.as_deref(), &device)?;
+    let trainer = Trainer::restore(Parts {
+        config: cfg,
+        device,
+        online,
+        key,
+        optim,
+        queue,
+        step: meta.step,
+        epoch: meta.epoch,
+        steps_per_epoch: meta.steps_per_epoch,
+    });
+    Ok((trainer, meta))
+}
+
+/// The queue a checkpoint holds: its keys and (in files that record them) their image ids.
+fn restore_queue(
+    file: &Path,
+    meta: &Meta,
+    queue_bytes: &[u8],
+    id_bytes: Option<&[u8]>,
+    device: &Device,
+) -> Result<KeyQueue> {
     let queue_size = meta
         .queue_len
         .checked_mul(meta.queue_dim)
         .and_then(|n| n.checked_mul(4));
     if queue_size != Some(queue_bytes.len()) || meta.queue_len == 0 {
-        return Err(err(&file, "queue size does not match its metadata"));
+        return Err(err(file, "queue size does not match its metadata"));
     }
     let q: Vec<f32> = queue_bytes
         .as_chunks::<4>()
@@ -367,21 +444,20 @@ pub fn trainer_from_bytes(file: &Path, bytes: &[u8], device: &Device) -> Result<
         meta.queue_len,
         meta.queue_dim,
         meta.queue_ptr % meta.queue_len,
-        &device,
-    );
-    let trainer = Trainer {
-        config: cfg,
         device,
-        online,
-        key,
-        optim,
-        queue,
-        step: meta.step,
-        epoch: meta.epoch,
-        steps_per_epoch: meta.steps_per_epoch,
-        query_splits: 1,
+    );
+    let queue = match id_bytes {
+        Some(b) if b.len() == meta.queue_len * 8 => queue.with_ids(
+            b.as_chunks::<8>()
+                .0
+                .iter()
+                .map(|c| i64::from_le_bytes(*c))
+                .collect(),
+        ),
+        Some(_) => return Err(err(file, "queue ids do not match the queue's length")),
+        None => queue,
     };
-    Ok((trainer, meta))
+    Ok(queue)
 }
 
 /// A copy of a whole training state on another device, through the bytes of a checkpoint (same
@@ -390,8 +466,7 @@ pub fn trainer_from_bytes(file: &Path, bytes: &[u8], device: &Device) -> Result<
 pub fn replicate(trainer: &Trainer, device: &Device) -> Result<Trainer> {
     let name = Path::new("replica");
     let bytes = state_bytes(name, trainer, &RunMeta::default())?;
-    let (mut copy, _) = trainer_from_bytes(name, &bytes, device)?;
-    copy.config = trainer.config.clone();
+    let (copy, _) = trainer_from_bytes(name, &bytes, device)?;
     Ok(copy)
 }
 
@@ -408,7 +483,7 @@ pub fn load_encoder(path: &Path, device: &Device) -> Result<(Encoder, Meta)> {
 pub fn load_key_encoder(path: &Path, device: &Device) -> Result<(Encoder, Meta)> {
     let (meta, mut sections) = read(path)?;
     let file = file_of(path);
-    if sections.len() != 4 {
+    if sections.len() < 4 {
         return Err(err(
             &file,
             "holds only an exported query encoder, not the key encoder",
@@ -422,7 +497,7 @@ pub fn load_key_encoder(path: &Path, device: &Device) -> Result<(Encoder, Meta)>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Method, OriginalBranch};
+    use crate::method::{Method, OriginalBranch};
 
     fn cfg() -> TrainConfig {
         TrainConfig::tiny_test(

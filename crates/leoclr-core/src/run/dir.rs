@@ -11,17 +11,17 @@ use burn::tensor::Device;
 
 use super::checkpoint;
 use super::meta::RunMeta;
-use super::metrics::{EpochRecord, METRICS_FILE, append_metrics, restore_metrics};
+use super::metrics::{EpochRecord, METRICS_FILE, append_metrics, missing_metrics};
 use super::plan::Plan;
 use super::spec::RunSpec;
+use crate::destination::OutputKind;
 use crate::encoder::Encoder;
 use crate::eval::{EvalOptions, Scores, embedding_std, evaluate};
 use crate::session::{Session, StepEvent, fit_epoch};
 use crate::{Error, Result};
 
-pub const CONFIG_FILE: &str = "config.json";
-/// Held (an advisory lock, holding the owner's pid) while a process trains in the directory.
-pub const LOCK_FILE: &str = ".lock";
+pub use crate::files::LOCK_FILE;
+pub use crate::files::{CONFIG_FILE, holds_run};
 
 /// An exclusive claim on a run directory; released when dropped (or when the process dies).
 #[derive(Debug)]
@@ -85,14 +85,37 @@ impl Control {
     }
 }
 
-/// What a run reports while it trains.
+/// What a run reports, one stream whoever drives it: `leoclr train`'s progress bars, each row
+/// of `leoclr compare`, the app's Training panel (through a channel from its worker thread) and
+/// Train here (a step a frame) all consume these.
 #[derive(Clone, Debug)]
 pub enum RunEvent {
+    /// Training begins (or resumes): what it is and where it stands.
+    Started(RunInfo),
     Step(StepEvent),
     /// Embedding bank/test for kNN: (which, done, total).
     Evaluating(&'static str, usize, usize),
     /// An epoch ended and its checkpoint and metrics line are on disk.
     Epoch(EpochRecord),
+    /// Training ended: every epoch done, or stopped.
+    Done(Outcome),
+    /// Training failed; the message says why (and which checkpoint is kept).
+    Failed(String),
+}
+
+/// A run as it starts: for a status line and the curves of what was trained before.
+#[derive(Clone, Debug)]
+pub struct RunInfo {
+    /// Method, data, model and backend in one line.
+    pub summary: String,
+    pub dir: std::path::PathBuf,
+    pub resumed: bool,
+    /// Epochs done and to do.
+    pub epoch: usize,
+    pub epochs: usize,
+    pub steps_per_epoch: usize,
+    /// The epochs logged so far (a resumed run's).
+    pub history: Vec<EpochRecord>,
 }
 
 /// How `train` ended.
@@ -163,6 +186,8 @@ impl ResumeChanges {
         d.test_data = self.test_data.clone().or(d.test_data.take());
         d.bank_data = self.bank_data.clone().or(d.bank_data.take());
         d.workers = self.workers.or(d.workers);
+        // Recorded absolute like a new run's, whatever the working directory of the resume.
+        d.make_absolute();
         spec.eval_every = self.eval_every.unwrap_or(spec.eval_every);
         spec.backend = self.backend.unwrap_or(spec.backend);
         spec.devices = self.devices.unwrap_or(spec.devices);
@@ -170,9 +195,21 @@ impl ResumeChanges {
     }
 }
 
-/// Whether `dir` holds a run (a checkpoint or a metrics log).
-pub fn holds_run(dir: &Path) -> bool {
-    dir.join(checkpoint::FILE_NAME).exists() || dir.join(METRICS_FILE).exists()
+/// Removes the temporary files an interrupted `write_atomic` left in a run directory.
+fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let ours = [checkpoint::FILE_NAME, CONFIG_FILE]
+            .iter()
+            .any(|f| name.starts_with(&format!(".{f}.")));
+        if ours && name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// A run ready to train: its plan (datasets, augmentation, settings), the session that steps it,
@@ -185,6 +222,9 @@ pub struct Run {
     /// For a new run: what to do with a run already in its directory.
     pub existing: Existing,
     meta: RunMeta,
+    /// The last epoch's record, restored from the checkpoint on resume, when the process that
+    /// wrote the checkpoint died before its evaluation: evaluated first, then logged.
+    pending: Option<EpochRecord>,
 }
 
 impl Run {
@@ -227,12 +267,33 @@ impl Run {
         let device = plan.device();
         let (mut trainer, _) = checkpoint::load_trainer(&file, &device)?;
         // More epochs stretch the cosine schedules over the new total.
-        trainer.config.epochs = plan.config.epochs;
+        trainer.extend_to(plan.config.epochs)?;
         let session = plan.session_with(trainer)?;
-        restore_metrics(dir, &meta.run.history)?;
         let mut run = Self::assemble(plan, session, device, meta.run.argv, true);
+        let mut missing = missing_metrics(dir, &meta.run.history)?;
+        // The checkpoint is the last epoch's state: that epoch can still be evaluated (the
+        // process that wrote it died before), so its line waits for the evaluation.
+        if missing
+            .last()
+            .is_some_and(|r| r.epoch == meta.epoch && run.due_for_eval(r.epoch))
+        {
+            run.pending = missing.pop();
+        }
+        for rec in &missing {
+            append_metrics(dir, rec)?;
+        }
         run.meta.history = meta.run.history;
         Ok(run)
+    }
+
+    /// A new run of a plan already made (a row of a comparison, whose datasets are open), in
+    /// `dir`.
+    pub fn from_plan(mut plan: Plan, dir: &Path, argv: Option<Vec<String>>) -> Result<Self> {
+        plan.spec.out = dir.to_path_buf();
+        plan.spec.data.make_absolute();
+        let device = plan.device();
+        let session = plan.session(&device)?;
+        Ok(Self::assemble(plan, session, device, argv, false))
     }
 
     fn assemble(
@@ -250,6 +311,7 @@ impl Run {
             resumed,
             existing: Existing::Refuse,
             meta,
+            pending: None,
         }
     }
 
@@ -267,7 +329,7 @@ impl Run {
 
     pub fn is_finished(&self) -> bool {
         let t = &self.session.trainer;
-        t.epoch >= t.config.epochs
+        t.epoch() >= t.config().epochs
     }
 
     /// kNN (k=200, T=0.1) of an encoder on this run's bank and test sets, if it has them.
@@ -291,14 +353,41 @@ impl Run {
         .map(Some)
     }
 
+    /// The run's inputs: `--out` may not be one of them, inside one or around one.
+    fn inputs(&self) -> Vec<crate::destination::Input<'_>> {
+        let d = &self.plan.spec.data;
+        std::iter::once(d.data.as_path())
+            .chain(d.test_data.as_deref())
+            .chain(d.bank_data.as_deref())
+            .map(crate::destination::Input::data)
+            .collect()
+    }
+
     fn start_dir(&self) -> Result<()> {
         let dir = self.dir();
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        if !self.resumed && self.session.trainer.step == 0 {
+        // A writer killed mid-save leaves its temporary file; this process holds the lock, so
+        // any such file is stale.
+        remove_stale_temps(dir);
+        if !self.resumed && self.session.trainer.step_count() == 0 {
             if self.existing == Existing::Refuse && holds_run(dir) {
                 return Err(Error::RunExists {
                     dir: dir.to_path_buf(),
                 });
+            }
+            // A directory with a run's settings but neither checkpoint nor log (a run stopped
+            // before its first epoch ended) holds nothing to lose.
+            let replace = self.existing == Existing::Replace || !holds_run(dir);
+            crate::destination::check(dir, OutputKind::Run, replace, &self.inputs())?;
+            // Replacing a run replaces all of it now: the old checkpoint left beside the new
+            // settings would be resumed as if it were the new run's.
+            if replace {
+                for f in [checkpoint::FILE_NAME, METRICS_FILE] {
+                    let p = dir.join(f);
+                    if p.exists() {
+                        std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+                    }
+                }
             }
             let cfg = serde_json::json!({
                 "spec": self.plan.spec,
@@ -327,10 +416,94 @@ impl Run {
         }
     }
 
+    /// Whether the epoch that ends at `epoch` is evaluated: every `eval_every` epochs and the last.
+    fn due_for_eval(&self, epoch: usize) -> bool {
+        let every = self.plan.spec.eval_every;
+        epoch >= self.session.trainer.config().epochs || (every > 0 && epoch.is_multiple_of(every))
+    }
+
+    /// `rec` (the record of the epoch just checkpointed) with its kNN and embedding spread when
+    /// the epoch is due for evaluation; the history the next checkpoint records gets them too.
+    fn evaluated(
+        &mut self,
+        mut rec: EpochRecord,
+        on_event: &mut dyn FnMut(RunEvent),
+    ) -> Result<EpochRecord> {
+        if !self.due_for_eval(rec.epoch) {
+            return Ok(rec);
+        }
+        let online = self.session.trainer.online().clone();
+        let scores = self
+            .knn(&online, &mut |w, d, n| {
+                on_event(RunEvent::Evaluating(w, d, n))
+            })
+            .map_err(|e| self.interrupted(e))?;
+        if let Some(s) = scores {
+            rec.knn_top1 = Some(s.knn_top1);
+            rec.embedding_std = Some(embedding_std(&s.test_features));
+        }
+        if let Some(last) = self
+            .meta
+            .history
+            .last_mut()
+            .filter(|l| l.epoch == rec.epoch)
+        {
+            *last = rec.clone();
+        }
+        Ok(rec)
+    }
+
+    /// What [`RunEvent::Started`] says of this run.
+    pub fn info(&self) -> RunInfo {
+        let t = &self.session.trainer;
+        let train = &self.plan.sets.train;
+        RunInfo {
+            summary: format!(
+                "{} on {} ({} images, {}px), {:?}, backend {}, augment on {}{}",
+                self.plan.spec.model.label(),
+                train.name,
+                train.len(),
+                self.plan.view_size,
+                t.config().model.backbone,
+                self.plan.spec.backend,
+                self.plan.spec.augment_on,
+                match self.session.devices() {
+                    1 => String::new(),
+                    n => format!(", {n} devices"),
+                }
+            ),
+            dir: self.dir().to_path_buf(),
+            resumed: self.resumed,
+            epoch: t.epoch(),
+            epochs: t.config().epochs,
+            steps_per_epoch: t.steps_per_epoch(),
+            history: match self.resumed {
+                true => super::read_metrics(self.dir()).unwrap_or_default(),
+                false => Vec::new(),
+            },
+        }
+    }
+
+    /// Trains until the last epoch, a stop request, or `max_steps` steps, reporting through
+    /// `on_event`: [`RunEvent::Started`] first, [`RunEvent::Done`] or [`RunEvent::Failed`] last.
+    pub fn train(
+        &mut self,
+        control: &Control,
+        max_steps: Option<usize>,
+        on_event: &mut dyn FnMut(RunEvent),
+    ) -> Result<Outcome> {
+        let res = self.train_inner(control, max_steps, on_event);
+        on_event(match &res {
+            Ok(o) => RunEvent::Done(*o),
+            Err(e) => RunEvent::Failed(e.to_string()),
+        });
+        res
+    }
+
     /// Trains until the last epoch, a stop request, or `max_steps` steps. After each epoch: the
     /// checkpoint, kNN when due, the metrics line, then an `Epoch` event. A stop mid-epoch keeps
     /// the last checkpoint (resume repeats that epoch exactly: data randomness is seeded per epoch).
-    pub fn train(
+    fn train_inner(
         &mut self,
         control: &Control,
         max_steps: Option<usize>,
@@ -338,31 +511,37 @@ impl Run {
     ) -> Result<Outcome> {
         let _lock = lock_run_dir(self.dir())?;
         self.start_dir()?;
+        on_event(RunEvent::Started(self.info()));
+        if let Some(rec) = self.pending.take() {
+            let rec = self.evaluated(rec, on_event)?;
+            append_metrics(self.dir(), &rec)?;
+            on_event(RunEvent::Epoch(rec));
+        }
         let mut steps = 0usize;
         while !self.is_finished() {
             let budget = max_steps.map(|m| m.saturating_sub(steps));
             if budget == Some(0) || control.wait() {
                 return Ok(Outcome::Stopped { steps });
             }
-            let before = self.session.trainer.step;
+            let before = self.session.trainer.step_count();
             let stats = fit_epoch(&mut self.session, budget, &mut |e| {
                 on_event(RunEvent::Step(e.clone()));
                 !control.wait()
             })
             .map_err(|e| self.interrupted(e))?;
-            steps += self.session.trainer.step - before;
+            steps += self.session.trainer.step_count() - before;
             if !stats.complete {
                 return Ok(Outcome::Stopped { steps });
             }
             let t = &self.session.trainer;
-            let mut rec = EpochRecord {
-                epoch: t.epoch,
+            let rec = EpochRecord {
+                epoch: t.epoch(),
                 loss: stats.loss,
                 lr: stats.lr,
                 ema_momentum: t.ema_momentum(),
                 images_per_s: stats.images_per_s(),
                 epoch_s: stats.seconds,
-                step: t.step,
+                step: t.step_count(),
                 knn_top1: None,
                 embedding_std: None,
             };
@@ -370,20 +549,7 @@ impl Run {
             // the epoch.
             self.meta.history.push(rec.clone());
             checkpoint::save(self.dir(), &self.session.trainer, &self.meta)?;
-            let t = &self.session.trainer;
-            let every = self.plan.spec.eval_every;
-            if self.is_finished() || (every > 0 && t.epoch.is_multiple_of(every)) {
-                let online = t.online.clone();
-                let scores = self
-                    .knn(&online, &mut |w, d, n| {
-                        on_event(RunEvent::Evaluating(w, d, n))
-                    })
-                    .map_err(|e| self.interrupted(e))?;
-                if let Some(s) = scores {
-                    rec.knn_top1 = Some(s.knn_top1);
-                    rec.embedding_std = Some(embedding_std(&s.test_features));
-                }
-            }
+            let rec = self.evaluated(rec, on_event)?;
             append_metrics(self.dir(), &rec)?;
             on_event(RunEvent::Epoch(rec));
         }

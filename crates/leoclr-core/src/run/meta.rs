@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::metrics::EpochRecord;
 use super::spec::{RunSpec, augment};
-use crate::{BackendKind, Result};
+use crate::{BackendKind, Error, Result};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -58,7 +58,13 @@ impl RunMeta {
     ) -> Result<AugmentConfig> {
         let size = size.or(self.view_size).unwrap_or(fallback_size);
         match &self.augment {
-            Some(a) if a.size == size && a.mean.len() == channels => Ok(a.clone()),
+            // Recorded in a file: checked like any other input before it sizes an allocation.
+            Some(a) if a.size == size && a.mean.len() == channels => {
+                a.validate(channels).map_err(|e| {
+                    Error::Config(format!("the recorded view augmentation is unusable: {e}"))
+                })?;
+                Ok(a.clone())
+            }
             _ => augment(channels, size, None),
         }
     }

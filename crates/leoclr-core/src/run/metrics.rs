@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-pub const METRICS_FILE: &str = "metrics.jsonl";
+pub use crate::files::METRICS_FILE;
 
 /// One line of `metrics.jsonl`: an epoch's summary.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -58,13 +58,19 @@ pub(super) fn append_metrics(dir: &Path, rec: &EpochRecord) -> Result<()> {
         .map_err(|e| Error::io(&path, e))
 }
 
-/// Appends the records of `history` (a checkpoint's) that the metrics log lacks: what a crash
-/// between the checkpoint and the log line loses.
-pub(super) fn restore_metrics(dir: &Path, history: &[EpochRecord]) -> Result<()> {
+/// The records of `history` (a checkpoint's) that the metrics log lacks: what a crash between
+/// the checkpoint and the log line loses.
+pub(super) fn missing_metrics(dir: &Path, history: &[EpochRecord]) -> Result<Vec<EpochRecord>> {
     let logged = read_metrics(dir)?;
     let last = logged.iter().map(|r| r.epoch).max().unwrap_or(0);
-    for rec in history.iter().filter(|r| r.epoch > last) {
-        append_metrics(dir, rec)?;
+    Ok(history.iter().filter(|r| r.epoch > last).cloned().collect())
+}
+
+/// Appends the records of `history` that the metrics log lacks.
+#[cfg(test)]
+fn restore_metrics(dir: &Path, history: &[EpochRecord]) -> Result<()> {
+    for rec in missing_metrics(dir, history)? {
+        append_metrics(dir, &rec)?;
     }
     Ok(())
 }

@@ -11,13 +11,13 @@ mod plan;
 mod spec;
 
 pub use dir::{
-    CONFIG_FILE, Control, Existing, LOCK_FILE, Outcome, ResumeChanges, Run, RunEvent, RunLock,
-    holds_run, lock_run_dir, stopped_note,
+    CONFIG_FILE, Control, Existing, LOCK_FILE, Outcome, ResumeChanges, Run, RunEvent, RunInfo,
+    RunLock, holds_run, lock_run_dir, stopped_note,
 };
 pub use meta::RunMeta;
 pub use metrics::{EpochRecord, METRICS_FILE, read_metrics};
-pub use plan::{Plan, Sets, open_sets, view_size};
+pub use plan::{Plan, Sets, open_sets, view_size, view_size_skipping};
 pub use spec::{
-    AugPreset, BUNDLED_DATA, DEBIAN_FASHION_MNIST, DataSpec, MethodName, ModelSpec, Preset,
-    RunSpec, augment,
+    AugPreset, BUNDLED_DATA, DEBIAN_FASHION_MNIST, DataSpec, MethodRef, ModelSpec, Preset, RunSpec,
+    augment,
 };

@@ -100,11 +100,40 @@ pub fn view_size(ds: &Dataset, size: Option<usize>) -> Result<usize> {
         return Ok(s);
     }
     let img = ds.get(0)?;
-    Ok(if ds.name.is_empty() || img.width != img.height {
+    Ok(view_of(ds, &img))
+}
+
+fn view_of(ds: &Dataset, img: &leoclr_data::ImageU8) -> usize {
+    if ds.name.is_empty() || img.width != img.height {
         96
     } else {
         img.width.min(224)
-    })
+    }
+}
+
+/// [`view_size`] from the first image that decodes (for a command told to skip bad files); an
+/// error naming the data (`root`) when none does.
+pub fn view_size_skipping(ds: &Dataset, size: Option<usize>, root: &Path) -> Result<usize> {
+    if let Some(s) = size {
+        return Ok(s);
+    }
+    let mut first_error = None;
+    for i in 0..ds.len() {
+        match ds.get(i) {
+            Ok(img) => return Ok(view_of(ds, &img)),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let message = match first_error {
+        Some(e) => format!("no readable images (the first error: {e})"),
+        None => "no images".into(),
+    };
+    Err(Error::Data(leoclr_data::DataError::Missing {
+        path: root.to_path_buf(),
+        message,
+    }))
 }
 
 /// Settings of a data-parallel run that cannot work, refused before anything starts.
@@ -168,22 +197,7 @@ impl Plan {
             spec.model.small_stem.unwrap_or(size <= 64),
         );
         model.head_out = spec.head_dim;
-        let config = TrainConfig {
-            model,
-            method: spec.model.method(),
-            epochs: spec.epochs,
-            batch_size: spec.batch,
-            lr: spec.lr,
-            warmup_epochs: spec.warmup_epochs,
-            weight_decay: spec.weight_decay,
-            sgd_momentum: 0.9,
-            temperature: spec.temperature,
-            queue_size: spec.queue,
-            ema_momentum: spec.momentum,
-            ema_cosine: spec.momentum_cosine,
-            seed: spec.seed,
-            bn_splits: spec.bn_splits,
-        };
+        let config = spec.train_config(model);
         config.validate()?;
         check_devices(&spec)?;
         let mut loader = LoaderConfig::train(spec.batch, spec.seed);
@@ -241,17 +255,18 @@ impl Plan {
 
     /// A session around an existing trainer (a resumed one): checks that it fits the data.
     pub fn session_with(&self, trainer: Trainer) -> Result<Session> {
-        if trainer.steps_per_epoch != self.steps_per_epoch {
+        if trainer.steps_per_epoch() != self.steps_per_epoch {
             return Err(Error::Config(format!(
                 "the dataset changed since the checkpoint ({} steps an epoch, now {})",
-                trainer.steps_per_epoch, self.steps_per_epoch
+                trainer.steps_per_epoch(),
+                self.steps_per_epoch
             )));
         }
         let feed = match self.spec.augment_on {
             AugmentOn::Cpu => Feed::Host,
             AugmentOn::Device => Feed::Device(Arc::new(DeviceImages::upload(
                 &self.sets.train,
-                &trainer.device,
+                trainer.device(),
             )?)),
         };
         let replicas = match self.spec.devices {

@@ -8,7 +8,8 @@ use leoclr_data::{AugmentConfig, DatasetFormat, OriginalAug, Split};
 use serde::{Deserialize, Serialize};
 
 use crate::augment_device::AugmentOn;
-use crate::config::{Backbone, Method, OriginalBranch};
+use crate::config::{Backbone, ModelConfig, TrainConfig};
+use crate::method::{Method, OriginalBranch, RECIPES, Recipe, default_recipe, recipe};
 use crate::{BackendKind, Error, Result};
 
 /// The bundled 10,000-image Fashion-MNIST subset (relative to the repository root).
@@ -81,59 +82,73 @@ impl Default for DataSpec {
     }
 }
 
-/// The training objective by name, as the command line and run files spell it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MethodName {
-    /// LeOCLR: each crop attracted to the original (`--original-branch` picks the encoder).
-    #[default]
-    #[serde(rename = "leoclr")]
-    Leoclr,
-    /// MoCo-v2, symmetric loss.
-    #[serde(rename = "mocov2", alias = "mocov2-sym", alias = "mocov2_sym")]
-    Mocov2,
-    /// MoCo-v2, asymmetric loss (half the encoder passes).
-    #[serde(rename = "mocov2-asym", alias = "mocov2_asym")]
-    Mocov2Asym,
-    /// LeOCLR as the paper's Algorithm 1 has it: the original through the query encoder, the
-    /// crops through the momentum encoder, every view augmented (original branch `query`,
-    /// original augmentation `aug`; either stays overridable).
-    #[serde(rename = "leoclr-paper", alias = "leoclr_paper")]
-    LeoclrPaper,
-}
+/// A method by its recipe's name, as the command line and run files spell it (any name, alias
+/// or table label of [`RECIPES`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MethodRef(pub &'static Recipe);
 
-impl MethodName {
-    pub fn method(self, original_branch: OriginalBranch) -> Method {
-        match self {
-            Self::Leoclr | Self::LeoclrPaper => Method::Leoclr { original_branch },
-            Self::Mocov2 => Method::Mocov2 { symmetric: true },
-            Self::Mocov2Asym => Method::Mocov2 { symmetric: false },
-        }
+impl MethodRef {
+    pub fn recipe(self) -> &'static Recipe {
+        self.0
+    }
+
+    pub fn name(self) -> &'static str {
+        self.0.name
     }
 }
 
-impl std::str::FromStr for MethodName {
+impl Default for MethodRef {
+    fn default() -> Self {
+        Self(default_recipe())
+    }
+}
+
+impl std::str::FromStr for MethodRef {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "leoclr" => Ok(Self::Leoclr),
-            "mocov2" | "mocov2-sym" | "mocov2_sym" => Ok(Self::Mocov2),
-            "mocov2-asym" | "mocov2_asym" => Ok(Self::Mocov2Asym),
-            "leoclr-paper" | "leoclr_paper" => Ok(Self::LeoclrPaper),
-            _ => Err(Error::Config(format!(
-                "unknown method '{s}' (leoclr, leoclr-paper, mocov2, mocov2-asym)"
-            ))),
-        }
+        recipe(s)
+            .map(Self)
+            .ok_or_else(|| Error::Config(format!("unknown method '{s}' ({})", Recipe::names())))
     }
 }
 
-impl std::fmt::Display for MethodName {
+impl std::fmt::Display for MethodRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Leoclr => "leoclr",
-            Self::Mocov2 => "mocov2",
-            Self::Mocov2Asym => "mocov2-asym",
-            Self::LeoclrPaper => "leoclr-paper",
-        })
+        f.write_str(self.0.name)
+    }
+}
+
+impl Serialize for MethodRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.name)
+    }
+}
+
+impl<'de> Deserialize<'de> for MethodRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Every recipe as a command-line choice (clap lists them with their summaries).
+#[cfg(feature = "clap")]
+static METHOD_CHOICES: std::sync::LazyLock<Vec<MethodRef>> =
+    std::sync::LazyLock::new(|| RECIPES.iter().map(MethodRef).collect());
+
+#[cfg(feature = "clap")]
+impl clap::ValueEnum for MethodRef {
+    fn value_variants<'a>() -> &'a [Self] {
+        &METHOD_CHOICES
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let r = self.0;
+        Some(
+            clap::builder::PossibleValue::new(r.name)
+                .aliases(r.aliases.iter().copied().chain([r.label]))
+                .help(r.summary),
+        )
     }
 }
 
@@ -187,10 +202,9 @@ pub fn augment(channels: usize, size: usize, preset: Option<AugPreset>) -> Resul
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 #[serde(default)]
 pub struct ModelSpec {
-    /// leoclr, leoclr-paper (the paper's Algorithm 1: original branch query, original
-    /// augmentation aug), mocov2 (symmetric) or mocov2-asym.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = ModelSpec::default().method))]
-    pub method: MethodName,
+    /// The method, by recipe (each listed with what it trains).
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value_t = ModelSpec::default().method))]
+    pub method: MethodRef,
     /// LeOCLR: which encoder sees the uncropped original, key or query; default: the method's
     /// (key; query for leoclr-paper).
     #[cfg_attr(feature = "clap", arg(long))]
@@ -211,7 +225,7 @@ pub struct ModelSpec {
 impl Default for ModelSpec {
     fn default() -> Self {
         Self {
-            method: MethodName::Leoclr,
+            method: MethodRef::default(),
             original_branch: None,
             original_aug: None,
             backbone: Backbone::Tiny,
@@ -221,51 +235,57 @@ impl Default for ModelSpec {
 }
 
 impl ModelSpec {
+    /// The method trained: the recipe's, with `--original-branch` where given (LeOCLR).
     pub fn method(&self) -> Method {
-        self.method.method(self.original_branch())
+        match self.method.0.method {
+            Method::Leoclr { .. } => Method::Leoclr {
+                original_branch: self.original_branch(),
+            },
+            m => m,
+        }
     }
 
-    /// The original branch given, else the method's.
+    /// The original branch given, else the recipe's (key where the recipe has none).
     pub fn original_branch(&self) -> OriginalBranch {
-        self.original_branch.unwrap_or(match self.method {
-            MethodName::LeoclrPaper => OriginalBranch::Query,
-            _ => OriginalBranch::Key,
+        self.original_branch.unwrap_or(match self.method.0.method {
+            Method::Leoclr { original_branch } => original_branch,
+            Method::Mocov2 { .. } => OriginalBranch::Key,
         })
     }
 
-    /// The original view's augmentation given, else the method's. MoCo-v2 never encodes the
+    /// The original view's augmentation given, else the recipe's. MoCo-v2 never encodes the
     /// original, so the setting does not change it.
     pub fn original_aug(&self) -> OriginalAug {
-        self.original_aug.unwrap_or(match self.method {
-            MethodName::LeoclrPaper => OriginalAug::Aug,
-            _ => OriginalAug::Flip,
-        })
+        self.original_aug.unwrap_or(self.method.0.original_aug)
+    }
+
+    /// Selects a recipe with its own settings (overrides cleared).
+    pub fn set_recipe(&mut self, recipe: &'static Recipe) {
+        self.method = MethodRef(recipe);
+        self.original_branch = None;
+        self.original_aug = None;
     }
 
     /// The settings that select `method` (the inverse of [`ModelSpec::method`]); the original
     /// view's augmentation stays as set.
     pub fn set_method(&mut self, method: Method) {
-        (self.method, self.original_branch) = match method {
-            Method::Leoclr { original_branch } => (MethodName::Leoclr, Some(original_branch)),
-            Method::Mocov2 { symmetric: true } => (MethodName::Mocov2, None),
-            Method::Mocov2 { symmetric: false } => (MethodName::Mocov2Asym, None),
+        let base = Recipe::of(method, OriginalAug::Flip).unwrap_or(default_recipe());
+        self.method = MethodRef(base);
+        self.original_branch = match method {
+            Method::Leoclr { original_branch } => Some(original_branch),
+            Method::Mocov2 { .. } => None,
         };
     }
 
-    /// A short stable name for result tables: `leoclr_key`, `leoclr_query`, `mocov2_sym`, ...,
-    /// with `_aug` where a LeOCLR original is augmented (`leoclr_paper` for query + aug).
+    /// The recipe these settings amount to (overrides included).
+    pub fn recipe(&self) -> &'static Recipe {
+        Recipe::of(self.method(), self.original_aug()).unwrap_or(self.method.0)
+    }
+
+    /// A short stable name for result tables: `leoclr_key`, `leoclr_query`, `mocov2_sym`,
+    /// `leoclr_paper` (query + aug), `leoclr_key_aug`: the label of [`Self::recipe`].
     pub fn label(&self) -> String {
-        let m = self.method();
-        match (m, self.original_aug()) {
-            (
-                Method::Leoclr {
-                    original_branch: OriginalBranch::Query,
-                },
-                OriginalAug::Aug,
-            ) => "leoclr_paper".into(),
-            (Method::Leoclr { .. }, OriginalAug::Aug) => format!("{}_aug", m.label()),
-            _ => m.label().into(),
-        }
+        self.recipe().label.into()
     }
 }
 
@@ -313,6 +333,17 @@ pub struct RunSpec {
     /// their own BatchNorm statistics (MoCo's single-GPU emulation); 1: off.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = RunSpec::default().bn_splits))]
     pub bn_splits: usize,
+    /// With --bn-splits N: the query encoder's BatchNorm in N contiguous sub-batches too, as
+    /// MoCo's SplitBatchNorm and `--devices N` do (false: the keys alone, as before).
+    #[cfg_attr(feature = "clap", arg(long, action = clap::ArgAction::Set, default_value_t = RunSpec::default().bn_split_queries))]
+    // Run files from before the setting: false (what they trained with), not today's default.
+    #[serde(default)]
+    pub bn_split_queries: bool,
+    /// Leave a batch's own images' queued keys (stale keys from the previous epoch) out of its
+    /// negatives.
+    #[cfg_attr(feature = "clap", arg(long, action = clap::ArgAction::Set, default_value_t = RunSpec::default().mask_same_image))]
+    #[serde(default)]
+    pub mask_same_image: bool,
     #[cfg_attr(feature = "clap", arg(long, default_value_t = RunSpec::default().seed))]
     pub seed: u64,
     /// Data-parallel training on this many devices of the backend (one replica and worker
@@ -356,6 +387,88 @@ impl RunSpec {
     }
 }
 
+impl RunSpec {
+    /// The training settings these run settings give a model (the one derivation of
+    /// [`TrainConfig`] from the defaults and flags).
+    pub fn train_config(&self, model: ModelConfig) -> TrainConfig {
+        TrainConfig {
+            model,
+            method: self.model.method(),
+            epochs: self.epochs,
+            batch_size: self.batch,
+            lr: self.lr,
+            warmup_epochs: self.warmup_epochs,
+            weight_decay: self.weight_decay,
+            sgd_momentum: SGD_MOMENTUM,
+            temperature: self.temperature,
+            queue_size: self.queue,
+            ema_momentum: self.momentum,
+            ema_cosine: self.momentum_cosine,
+            seed: self.seed,
+            bn_splits: self.bn_splits,
+            bn_split_queries: self.bn_split_queries,
+            mask_same_image: self.mask_same_image,
+        }
+    }
+
+    /// The desktop app's Training form: 5 epochs of batch 128, kNN after every epoch, in
+    /// `runs/app`; everything else `leoclr train`'s defaults.
+    pub fn interactive() -> Self {
+        Self {
+            epochs: 5,
+            batch: 128,
+            eval_every: 1,
+            out: PathBuf::from("runs/app"),
+            ..Self::default()
+        }
+    }
+
+    /// Train here (the app and the browser, a step a frame): a tiny LeOCLR with the plain stem
+    /// on views of `size` px, a queue of 256 for a small gallery, open-ended epochs.
+    pub fn train_here(batch: usize, size: usize) -> Self {
+        Self {
+            data: DataSpec {
+                size: Some(size),
+                ..DataSpec::default()
+            },
+            model: ModelSpec {
+                backbone: Backbone::Tiny,
+                small_stem: Some(false),
+                ..ModelSpec::default()
+            },
+            batch,
+            queue: 256,
+            epochs: 1000,
+            ..Self::default()
+        }
+    }
+}
+
+/// SGD's momentum, MoCo's 0.9 (not a setting).
+pub const SGD_MOMENTUM: f64 = 0.9;
+
+impl TrainConfig {
+    /// `leoclr train`'s defaults for `model` (small images: T 0.1, m 0.99, queue 4096).
+    pub fn small(model: ModelConfig) -> Self {
+        RunSpec::default().train_config(model)
+    }
+
+    /// A few-thousand-parameter setup (tiny backbone with the small stem, 16-wide head, queue of
+    /// 16, batch 4, 2 epochs) for tests and smoke runs.
+    pub fn tiny_test(in_channels: usize, method: Method) -> Self {
+        let mut model = ModelConfig::new(Backbone::Tiny, in_channels, true);
+        model.head_hidden = vec![32];
+        model.head_out = 16;
+        Self {
+            method,
+            queue_size: 16,
+            epochs: 2,
+            batch_size: 4,
+            ..Self::small(model)
+        }
+    }
+}
+
 impl Default for RunSpec {
     fn default() -> Self {
         Self {
@@ -373,6 +486,8 @@ impl Default for RunSpec {
             head_dim: 128,
             aug: None,
             bn_splits: 1,
+            bn_split_queries: true,
+            mask_same_image: true,
             seed: 0,
             devices: 1,
             backend: BackendKind::Cpu,
@@ -503,7 +618,7 @@ mod tests {
         assert_eq!(key.label(), "leoclr_key_aug");
         // MoCo-v2 does not encode the original: its label ignores the original's settings.
         let moco = ModelSpec {
-            method: MethodName::Mocov2Asym,
+            method: "mocov2-asym".parse().unwrap(),
             original_aug: Some(OriginalAug::Aug),
             ..ModelSpec::default()
         };
@@ -511,7 +626,7 @@ mod tests {
         // And the augmentation a plan derives carries the choice.
         let spec = RunSpec {
             model: ModelSpec {
-                method: MethodName::LeoclrPaper,
+                method: "leoclr-paper".parse().unwrap(),
                 ..ModelSpec::default()
             },
             ..RunSpec::default()
@@ -549,21 +664,22 @@ mod tests {
 
     #[test]
     fn method_names_of_old_run_files_still_read() {
-        for (name, method) in [
-            ("leoclr", MethodName::Leoclr),
-            ("mocov2", MethodName::Mocov2),
-            ("mocov2_sym", MethodName::Mocov2),
-            ("mocov2-asym", MethodName::Mocov2Asym),
-            ("mocov2_asym", MethodName::Mocov2Asym),
+        for (name, recipe) in [
+            ("leoclr", "leoclr"),
+            ("mocov2", "mocov2"),
+            ("mocov2_sym", "mocov2"),
+            ("mocov2-asym", "mocov2-asym"),
+            ("mocov2_asym", "mocov2-asym"),
+            ("leoclr_paper", "leoclr-paper"),
         ] {
             let spec: RunSpec =
                 serde_json::from_str(&format!(r#"{{"method": "{name}"}}"#)).unwrap();
-            assert_eq!(spec.model.method, method);
-            assert_eq!(name.parse::<MethodName>().unwrap(), method);
+            assert_eq!(spec.model.method.name(), recipe);
+            assert_eq!(name.parse::<MethodRef>().unwrap().name(), recipe);
         }
         assert!(serde_json::from_str::<RunSpec>(r#"{"method": "simclr"}"#).is_err());
         assert!(matches!(
-            "simclr".parse::<MethodName>(),
+            "simclr".parse::<MethodRef>(),
             Err(Error::Config(_))
         ));
     }

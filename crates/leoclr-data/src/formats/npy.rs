@@ -153,6 +153,9 @@ pub fn read_f32_matrix(path: &Path) -> Result<(usize, usize, Vec<f32>)> {
     let [rows, cols] = dims[..] else {
         return Err(bad("not two-dimensional"));
     };
+    if cols == 0 {
+        return Err(bad(&format!("shape ({rows}, 0): rows of zero width")));
+    }
     let want = rows
         .checked_mul(cols)
         .and_then(|n| n.checked_mul(4))
@@ -205,5 +208,9 @@ mod tests {
         std::fs::write(&p, bytes).unwrap();
         let e = read_f32_matrix(&p).unwrap_err().to_string();
         assert!(e.contains("m.npy") && e.contains("data bytes"), "{e}");
+        // Zero-width rows (they used to reach `chunks_exact(0)` in the search).
+        std::fs::write(&p, header(&[3, 0])).unwrap();
+        let e = read_f32_matrix(&p).unwrap_err().to_string();
+        assert!(e.contains("zero width"), "{e}");
     }
 }
