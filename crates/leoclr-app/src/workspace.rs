@@ -99,6 +99,8 @@ impl Workspace {
         let mut index = leoclr_core::index::EmbedIndex::open(dir)?;
         let info = &index.info;
         let mut m = LoadedModel::load(&info.checkpoint, &self.device)?;
+        // Features of epoch 3 searched with the model of epoch 5 rank nonsense: refuse, naming both.
+        let recorded = info.check_model(dir, &info.checkpoint)?;
         m.aug = info.augment.clone();
         let split: Split = info.split.parse()?;
         let ds = Dataset::open(&DatasetSpec {
@@ -127,13 +129,16 @@ impl Workspace {
             &mut index.searcher,
             leoclr_core::ann::Searcher::Exact,
         ));
-        let summary = format!(
+        let mut summary = format!(
             "opened index {} ({} images of {}, {})",
             dir.display(),
             ds.len(),
             info.data.display(),
             m.describe()
         );
+        if recorded == leoclr_core::index::ModelMatch::Unrecorded {
+            summary.push_str("; it does not record which state of its checkpoint made it");
+        }
         self.set_dataset(info.data.clone(), split, ds);
         self.set_model(m);
         self.gallery = Some(gallery);

@@ -568,7 +568,7 @@ fn an_embed_index_opens_with_its_model_data_and_features() {
     for &i in &rows {
         meta.push_str(&format!("{i}\ttrain#{i}\t{}\n", i % 4));
     }
-    std::fs::write(index.path().join(METADATA_FILE), meta).unwrap();
+    std::fs::write(index.path().join(METADATA_FILE), &meta).unwrap();
     let info = IndexInfo {
         checkpoint: run.path().join(checkpoint::FILE_NAME),
         encoder: "query".into(),
@@ -613,6 +613,24 @@ fn an_embed_index_opens_with_its_model_data_and_features() {
     h.run();
     h.get_by_label_contains("rows for 11 feature rows");
     assert_eq!(h.state().shared.workspace.dataset().unwrap().len(), 11);
+    // Features made by another state of the checkpoint (a run that trained on since): refused,
+    // naming both states.
+    std::fs::write(index.path().join(METADATA_FILE), meta).unwrap();
+    let mut moved = info.clone();
+    moved.model = Some(checkpoint::Identity {
+        epoch: 9,
+        step: 99,
+        checksum: "0123456789abcdef".into(),
+    });
+    std::fs::write(
+        index.path().join(INFO_FILE),
+        serde_json::to_string(&moved).unwrap(),
+    )
+    .unwrap();
+    h.get_by_label("Load model").click();
+    h.run();
+    h.get_by_label_contains("epoch 9, step 99");
+    h.get_by_label_contains("embed again");
 }
 
 /// At 1100 px (and a phone's 390 px) the top bar wraps instead of running off the edge: every

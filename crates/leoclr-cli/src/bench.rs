@@ -8,10 +8,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use burn::tensor::{Device, Tensor};
 use clap::Args;
 use leoclr_core::augment_device::{AugmentOn, DeviceEpoch, DeviceImages};
+use leoclr_core::destination::{self, Input, OutputKind};
 use leoclr_core::ema::parameters;
 use leoclr_core::run::{BUNDLED_DATA, DataSpec, ModelSpec, Plan, RunSpec, Sets};
 use leoclr_core::session::{Feed, ReadLoss, Session, fit_epoch};
@@ -64,7 +65,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub step_only: bool,
     /// Run the timed steps inside a one-thread rayon pool, so that every CPU kernel runs on the
-    /// thread that called it and a profiler sees it under its operation (scripts/profile-step.sh);
+    /// thread that called it and a profiler sees it under its operation (docs/performance.md, scripts/profile_step.py);
     /// slower than the default pool: for profiles, not for figures.
     #[arg(long)]
     pub profile_inline: bool,
@@ -82,9 +83,13 @@ pub struct BenchArgs {
     /// One JSON object per configuration instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Also write all rows as a JSON array here.
+    /// Also write all rows as a JSON array here (a new file, or rows an earlier bench wrote with
+    /// --overwrite; never another file).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace the rows an earlier `bench --out` wrote there.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// Which convolution the CPU backend runs.
@@ -238,7 +243,7 @@ fn open_data(a: &BenchArgs) -> Result<Arc<Dataset>> {
         path: a.data.clone(),
         format: None,
         split: Split::Train,
-        limit: Some(a.e2e_batches * a.batch),
+        limit: Some(a.e2e_batches.saturating_mul(a.batch)),
     })?;
     if let Some(c) = a.channels.filter(|&c| c != ds.channels) {
         if c != 1 && c != 3 {
@@ -481,6 +486,26 @@ fn print_table(rows: &[Row]) {
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
+    if a.steps == 0 {
+        bail!("--steps 0: a rate needs at least one timed step");
+    }
+    if !(2..=65536).contains(&a.batch) {
+        bail!(
+            "--batch {}: between 2 and 65536 (BatchNorm needs 2)",
+            a.batch
+        );
+    }
+    if !(1..=100_000).contains(&a.e2e_batches) {
+        bail!("--e2e-batches {}: between 1 and 100000", a.e2e_batches);
+    }
+    if let Some(out) = &a.out {
+        destination::check(
+            out,
+            OutputKind::BenchRows,
+            a.overwrite,
+            &[Input::data(&a.data)],
+        )?;
+    }
     let plan = Plan::with_sets(spec(&a), Sets::train_only(open_data(&a)?))?;
     if !a.devices.is_empty() {
         return finish(&a, &device_rows(&plan, &a)?);
@@ -560,7 +585,14 @@ fn device_rows(plan: &Plan, a: &BenchArgs) -> Result<Vec<Row>> {
 
 fn finish(a: &BenchArgs, rows: &[Row]) -> Result<()> {
     if let Some(path) = &a.out {
-        std::fs::write(path, serde_json::to_string_pretty(rows)?)?;
+        // Beside it first, then renamed: a failed write leaves the old rows whole.
+        let tmp = destination::scratch_beside(path, "bench");
+        std::fs::write(&tmp, serde_json::to_string_pretty(rows)?)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                leoclr_core::Error::io(path, e)
+            })?;
     }
     if !a.json {
         print_table(rows);

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use burn::tensor::Device;
 use clap::Args;
+use leoclr_core::destination::{self, Input, OutputKind};
 use leoclr_core::encoder::Encoder;
 use leoclr_core::eval::{EvalOptions, Output, embed, embedding_std};
 use leoclr_core::method::{RECIPES, Recipe, recipe};
@@ -575,6 +576,14 @@ pub fn run(a: CompareArgs) -> Result<()> {
             base.spec.data.data.display()
         );
     }
+    // A comparison continues in its own directory (each row resumes); it never writes into a
+    // directory that holds anything else (a training run, the data).
+    destination::check(
+        &a.out,
+        OutputKind::Comparison,
+        true,
+        &[Input::data(&base.spec.data.data)],
+    )?;
     let device = base.device();
     std::fs::create_dir_all(&a.out)?;
     print_header(&base, &a);

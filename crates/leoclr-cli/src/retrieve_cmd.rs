@@ -7,9 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use clap::Args;
-use leoclr_core::checkpoint;
 use leoclr_core::eval::Output;
-use leoclr_core::index::{EmbedIndex, IndexInfo};
+use leoclr_core::index::{EmbedIndex, IndexInfo, ModelMatch};
 use leoclr_core::infer::{embed_views, model_input};
 use leoclr_data::folder::decode_file;
 use serde::Serialize;
@@ -89,28 +88,17 @@ fn print_hits(
     Ok(())
 }
 
-/// The model must be the one that made the features: an index records which state of its
-/// checkpoint it came from, and a run that trained on since has overwritten that file.
+/// The model must be the one that made the features (see [`IndexInfo::check_model`]).
 fn check_identity(a: &RetrieveArgs, ckpt: &std::path::Path, info: &IndexInfo) -> Result<()> {
-    let now = checkpoint::identity(ckpt)?;
-    match &info.model {
-        Some(then) if *then != now => bail!(
-            "{}: its features came from {} ({then}), but that checkpoint now holds {now}; \
-             embed again with `leoclr embed`, or pass --checkpoint with the model that made them",
+    if info.check_model(&a.index, ckpt)? == ModelMatch::Unrecorded {
+        eprintln!(
+            "note: {} does not record which state of {} made it (an index from before that \
+             was recorded); if the run trained on since, embed again",
             a.index.display(),
             ckpt.display()
-        ),
-        Some(_) => Ok(()),
-        None => {
-            eprintln!(
-                "note: {} does not record which state of {} made it (an index from before that \
-                 was recorded); if the run trained on since, embed again",
-                a.index.display(),
-                ckpt.display()
-            );
-            Ok(())
-        }
+        );
     }
+    Ok(())
 }
 
 pub fn run(a: RetrieveArgs) -> Result<()> {

@@ -770,3 +770,135 @@ fn a_resume_records_its_data_absolute_and_overwrite_replaces_the_whole_run() {
         &["the dataset being read"],
     );
 }
+
+/// The repository root: where the bundled data's default path resolves.
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Found going further, command by command (docs/bad-input.md, "Further cases"): `bench --out`
+/// wrote its rows over a checkpoint, `compare --out` wrote into a training run's directory.
+#[test]
+fn bench_and_compare_write_only_their_own_kind() {
+    let f = Fixture::new();
+    let before = snapshot(&f.run);
+    let bench = |out: &Path, extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "bench",
+            "--data",
+            s(&f.data),
+            "--batch",
+            "4",
+            "--res",
+            "16",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--e2e-batches",
+            "1",
+            "--augment-on",
+            "cpu",
+            "--out",
+            s(out),
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+        a.extend(extra.iter().map(|x| x.to_string()));
+        a
+    };
+    refused(
+        &strs(&bench(&f.checkpoint(), &["--overwrite"])),
+        &["checkpoint.leoclr", "is not benchmark rows"],
+    );
+    let rows = f.root.join("rows.json");
+    ok(&strs(&bench(&rows, &[])));
+    let first: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&rows).unwrap()).unwrap();
+    assert!(first[0]["images_per_s"].as_f64().unwrap() > 0.0, "{first}");
+    refused(&strs(&bench(&rows, &[])), &["--overwrite"]);
+    ok(&strs(&bench(&rows, &["--overwrite"])));
+    let out = Command::new(env!("CARGO_BIN_EXE_leoclr"))
+        .current_dir(repo_root())
+        .args([
+            "compare",
+            "--limit",
+            "64",
+            "--test-limit",
+            "32",
+            "--epochs",
+            "1",
+            "--methods",
+            "leoclr_key",
+            "--out",
+            s(&f.run),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("is not a comparison"), "{}", text(&out));
+    assert_eq!(snapshot(&f.run), before);
+}
+
+/// Flags that ran for ever, started a thread each, or gave NaN rates.
+#[test]
+fn unbounded_counts_are_refused_up_front() {
+    let f = Fixture::new();
+    refused(
+        &[
+            "eval",
+            "--checkpoint",
+            s(&f.run),
+            "--data",
+            s(&f.data),
+            "--test-data",
+            s(&f.data),
+            "--probe-epochs",
+            "1000000000000",
+        ],
+        &["linear probe epochs 1000000000000"],
+    );
+    refused(
+        &[
+            "train",
+            "--data",
+            s(&f.data),
+            "--epochs",
+            "1",
+            "--batch",
+            "4",
+            "--workers",
+            "100000",
+            "--out",
+            s(&f.root.join("w")),
+        ],
+        &["--workers 100000"],
+    );
+    refused(&["bench", "--steps", "0"], &["--steps 0"]);
+    refused(&["bench", "--batch", "0"], &["--batch 0"]);
+    refused(
+        &["bench", "--e2e-batches", "1000000000000"],
+        &["--e2e-batches"],
+    );
+}
+
+/// A query that is no image is refused from its first bytes, and a file larger than any image
+/// from its size: neither is read whole (a 3 GB file was).
+#[test]
+fn a_huge_query_file_is_not_read_whole() {
+    let f = Fixture::new();
+    let index = f.root.join("index");
+    ok(&strs(&f.embed(&index, &[])));
+    for (name, len, words) in [
+        ("big.png", 3u64 << 30, "larger than any image"),
+        ("sparse.png", 200 << 20, "unrecognised image format"),
+    ] {
+        let q = f.root.join(name);
+        std::fs::File::create(&q).unwrap().set_len(len).unwrap();
+        refused(
+            &["retrieve", "--index", s(&index), "--query", s(&q)],
+            &[name, words],
+        );
+    }
+}

@@ -30,6 +30,10 @@ pub enum OutputKind {
     SafetensorsFile,
     /// An IDX dataset directory (`leoclr subset`).
     IdxDataset,
+    /// A JSON array of benchmark rows (`leoclr bench --out`).
+    BenchRows,
+    /// A comparison's directory: its results and one run directory a row (`leoclr compare`).
+    Comparison,
 }
 
 impl OutputKind {
@@ -42,11 +46,16 @@ impl OutputKind {
             Self::OnnxFile => "an ONNX model",
             Self::SafetensorsFile => "a safetensors file",
             Self::IdxDataset => "an IDX dataset written by `leoclr subset`",
+            Self::BenchRows => "benchmark rows written by `leoclr bench --out`",
+            Self::Comparison => "a comparison written by `leoclr compare`",
         }
     }
 
     fn is_file(self) -> bool {
-        matches!(self, Self::OnnxFile | Self::SafetensorsFile)
+        matches!(
+            self,
+            Self::OnnxFile | Self::SafetensorsFile | Self::BenchRows
+        )
     }
 
     /// Whether `path` (which exists) holds a thing of this kind, judged by its content.
@@ -72,8 +81,34 @@ impl OutputKind {
                     (name.contains("-idx") && name.contains("-ubyte")) || name == "scenes.json"
                 })
             }),
+            Self::BenchRows => is_bench_rows(path),
+            Self::Comparison => std::fs::read_dir(path).is_ok_and(|entries| {
+                entries.flatten().all(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    COMPARISON_FILES.contains(&name.as_ref())
+                        || name == crate::files::LOCK_FILE
+                        || name.starts_with(".leoclr-")
+                })
+            }),
         }
     }
+}
+
+/// What `leoclr compare` writes in its `--out` (`runs/` holds a run directory a row).
+pub const COMPARISON_FILES: [&str; 4] = ["runs", "results.json", "results.md", "calibration.json"];
+
+/// A JSON array of objects that each carry `images_per_s` (what `bench --out` writes), read only
+/// if small enough to be one.
+fn is_bench_rows(path: &Path) -> bool {
+    if std::fs::metadata(path).map_or(true, |m| m.len() > 64 << 20) {
+        return false;
+    }
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    serde_json::from_str::<Vec<serde_json::Map<String, serde_json::Value>>>(&text)
+        .is_ok_and(|rows| rows.iter().all(|r| r.contains_key("images_per_s")))
 }
 
 /// The first bytes of a file (up to `n`).

@@ -344,14 +344,19 @@ impl EvalOptions {
                 self.knn_t
             )));
         }
-        if self.probe_epochs == Some(0) {
-            return Err(Error::Config(
-                "linear probe epochs must be at least 1".into(),
-            ));
+        if let Some(e) = self.probe_epochs
+            && !(1..=MAX_PROBE_EPOCHS).contains(&e)
+        {
+            return Err(Error::Config(format!(
+                "linear probe epochs {e} outside 1..={MAX_PROBE_EPOCHS} (30 is the usual)"
+            )));
         }
         Ok(())
     }
 }
+
+/// More probe epochs than this is a typo, not a setting (10^12 used to run for ever).
+pub const MAX_PROBE_EPOCHS: usize = 10_000;
 
 /// Embeds bank and test with the backbone and scores them. `progress` gets ("bank" or "test",
 /// images done, total).

@@ -92,6 +92,35 @@ impl IndexInfo {
     }
 }
 
+/// Whether the checkpoint a search loads is the state that made an index's features.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelMatch {
+    Same,
+    /// An index written before identities were recorded: nothing to compare.
+    Unrecorded,
+}
+
+impl IndexInfo {
+    /// Compares the checkpoint at `ckpt` (a file or run directory) with the state recorded when
+    /// the index was written. A run that trained on since has overwritten that file: searching old
+    /// features with the new model ranks nonsense, so that is an error naming both states.
+    pub fn check_model(&self, index_dir: &Path, ckpt: &Path) -> Result<ModelMatch> {
+        let now = crate::checkpoint::identity(ckpt)?;
+        match &self.model {
+            Some(then) if *then != now => Err(Error::index(
+                index_dir,
+                format!(
+                    "its features came from {} ({then}), but that checkpoint now holds {now}; \
+                     embed again with `leoclr embed`, or use the checkpoint that made them",
+                    ckpt.display()
+                ),
+            )),
+            Some(_) => Ok(ModelMatch::Same),
+            None => Ok(ModelMatch::Unrecorded),
+        }
+    }
+}
+
 /// The rows of `metadata.tsv` (after its header): index, name, label.
 pub fn parse_metadata(text: &str) -> std::result::Result<Vec<IndexRow>, String> {
     text.lines()

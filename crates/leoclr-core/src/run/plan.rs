@@ -19,6 +19,9 @@ use crate::session::{Feed, Session};
 use crate::trainer::Trainer;
 use crate::{Error, Result};
 
+/// Most loader threads a run may ask for.
+pub const MAX_WORKERS: usize = 256;
+
 /// The datasets of a run: what it trains on, the labelled kNN bank, and the labelled test set.
 #[derive(Clone)]
 pub struct Sets {
@@ -202,6 +205,12 @@ impl Plan {
         check_devices(&spec)?;
         let mut loader = LoaderConfig::train(spec.batch, spec.seed);
         if let Some(w) = spec.data.workers {
+            // A thread each: more than this is a typo (100,000 used to start that many).
+            if w > MAX_WORKERS {
+                return Err(Error::Config(format!(
+                    "--workers {w}: between 1 and {MAX_WORKERS} loader threads"
+                )));
+            }
             loader.workers = w.max(1);
         }
         let steps_per_epoch = Loader::num_batches(train.len(), &loader);

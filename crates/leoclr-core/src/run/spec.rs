@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::augment_device::AugmentOn;
 use crate::config::{Backbone, ModelConfig, TrainConfig};
-use crate::method::{Method, OriginalBranch, RECIPES, Recipe, default_recipe, recipe};
+use crate::method::{Method, OriginalBranch, Recipe, default_recipe, recipe};
 use crate::{BackendKind, Error, Result};
 
 /// The bundled 10,000-image Fashion-MNIST subset (relative to the repository root).
@@ -83,7 +83,7 @@ impl Default for DataSpec {
 }
 
 /// A method by its recipe's name, as the command line and run files spell it (any name, alias
-/// or table label of [`RECIPES`]).
+/// or table label of [`RECIPES`](crate::method::RECIPES)).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MethodRef(pub &'static Recipe);
 
@@ -134,7 +134,7 @@ impl<'de> Deserialize<'de> for MethodRef {
 /// Every recipe as a command-line choice (clap lists them with their summaries).
 #[cfg(feature = "clap")]
 static METHOD_CHOICES: std::sync::LazyLock<Vec<MethodRef>> =
-    std::sync::LazyLock::new(|| RECIPES.iter().map(MethodRef).collect());
+    std::sync::LazyLock::new(|| crate::method::RECIPES.iter().map(MethodRef).collect());
 
 #[cfg(feature = "clap")]
 impl clap::ValueEnum for MethodRef {

@@ -81,9 +81,36 @@ pub fn open(root: &Path) -> Result<Dataset> {
 
 /// Decodes any supported file to 8-bit RGB (grayscale, alpha and 16-bit inputs are converted).
 pub fn decode_file(path: &Path) -> Result<ImageU8> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    use std::io::Read;
+    let bad = |message: String| DataError::Decode {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut f = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let len = f.metadata().map_err(|e| DataError::io(path, e))?.len();
+    if len > MAX_FILE_BYTES {
+        return Err(bad(format!(
+            "{len} bytes, larger than any image this reads ({} MiB)",
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    // The format from the first bytes, before the rest is read: a 3 GB file that is no image
+    // used to be read whole first.
+    let mut bytes = Vec::new();
+    (&mut f)
+        .take(64)
+        .read_to_end(&mut bytes)
+        .map_err(|e| DataError::io(path, e))?;
+    if image::guess_format(&bytes).is_err() {
+        return Err(bad("unrecognised image format".into()));
+    }
+    f.read_to_end(&mut bytes)
+        .map_err(|e| DataError::io(path, e))?;
     decode_bytes(path, &bytes)
 }
+
+/// Largest image file read (an uncompressed 16384 x 16384 RGB image is 768 MiB).
+const MAX_FILE_BYTES: u64 = 1 << 30;
 
 /// Decodes image bytes (for uploads and drops as well as files); `name` names them in the error.
 pub fn decode_bytes(name: &Path, bytes: &[u8]) -> Result<ImageU8> {
