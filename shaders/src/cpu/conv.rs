@@ -58,6 +58,13 @@ fn fill_columns(g: &ConvGeometry, x: &[f32], images: std::ops::Range<usize>, col
 /// and `y` `[batch, filters, oh, ow]`, all row-major.
 pub fn conv2d_forward(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     check(g, x.len(), w.len(), y.len());
+    if let Some((c, first)) = g.without_padding_taps() {
+        return forward(&c, x, &crop_weight(g, &c, first, w), y);
+    }
+    forward(g, x, w, y);
+}
+
+fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     let (pixels, rows, filters) = (g.out_pixels(), g.col_rows(), g.filters);
     if y.is_empty() {
         return;
@@ -125,6 +132,13 @@ fn gradient_rows<'a>(
 /// given `dy = ∂L/∂y`.
 pub fn conv2d_input_grad(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     check(g, dx.len(), w.len(), dy.len());
+    if let Some((c, first)) = g.without_padding_taps() {
+        return input_grad(&c, &crop_weight(g, &c, first, w), dy, dx);
+    }
+    input_grad(g, w, dy, dx);
+}
+
+fn input_grad(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (pixels, rows, filters) = (g.out_pixels(), g.col_rows(), g.filters);
     let image_len = g.channels * g.height * g.width;
     if dx.is_empty() {
@@ -165,6 +179,47 @@ pub fn conv2d_input_grad(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]
 /// [`ConvGeometry::weight_chunks`]): the same bits on any thread count.
 pub fn conv2d_weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     check(g, x.len(), dw.len(), dy.len());
+    if let Some((c, first)) = g.without_padding_taps() {
+        // The dropped taps multiplied only padding: their gradient is exactly zero.
+        let mut part = vec![0.0; c.weight_len()];
+        weight_grad(&c, x, dy, &mut part);
+        dw.fill(0.0);
+        for_kept_taps(g, &c, first, |full, kept| {
+            dw[full].copy_from_slice(&part[kept])
+        });
+        return;
+    }
+    weight_grad(g, x, dy, dw);
+}
+
+/// Calls `f(full, kept)` for each run of kept taps: the index range of a kernel row in the
+/// full weight `[filters, channels, kh, kw]` and in the cropped one.
+fn for_kept_taps(
+    g: &ConvGeometry,
+    c: &ConvGeometry,
+    first: [usize; 2],
+    mut f: impl FnMut(std::ops::Range<usize>, std::ops::Range<usize>),
+) {
+    let ([kh, kw], [ch, cw]) = (g.kernel, c.kernel);
+    for fc in 0..g.filters * g.channels {
+        for r in 0..ch {
+            let full = (fc * kh + first[0] + r) * kw + first[1];
+            let kept = (fc * ch + r) * cw;
+            f(full..full + cw, kept..kept + cw);
+        }
+    }
+}
+
+/// The weight of `g` restricted to the taps `c` keeps.
+fn crop_weight(g: &ConvGeometry, c: &ConvGeometry, first: [usize; 2], w: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0; c.weight_len()];
+    for_kept_taps(g, c, first, |full, kept| {
+        out[kept].copy_from_slice(&w[full])
+    });
+    out
+}
+
+fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let (pixels, rows, filters) = (g.out_pixels(), g.col_rows(), g.filters);
     dw.fill(0.0);
     if dy.is_empty() {

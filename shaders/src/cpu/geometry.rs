@@ -26,7 +26,7 @@ const TILE_COLUMN_BYTES: usize = 512 * 1024;
 const WEIGHT_CHUNK_BYTES: usize = 2 << 20;
 
 /// A weight gradient of at least this many values is one group threaded inside its products.
-const LARGE_WEIGHT: usize = 32 * 1024;
+const LARGE_WEIGHT: usize = 64 * 1024;
 
 /// Partial weight gradients kept at once: at most this many bytes of them.
 const PARTIAL_BYTES: usize = 32 << 20;
@@ -100,6 +100,40 @@ impl ConvGeometry {
             (PARTIAL_BYTES / partial.max(1)).clamp(1, 16).min(chunks)
         };
         (groups, per_chunk)
+    }
+
+    /// The geometry without the kernel's outer taps that read only padding for every output
+    /// (a 3x3 kernel on a 1x1 map reads 8 zeros for each value; on a 2x2 map at stride 2, 5),
+    /// with the first kept tap per dimension: the same output from a GEMM with fewer rows.
+    /// `None` when every tap reads some input.
+    pub fn without_padding_taps(&self) -> Option<(ConvGeometry, [usize; 2])> {
+        let out = self.out_size()?;
+        let size = [self.height, self.width];
+        let mut g = *self;
+        let mut first = [0; 2];
+        for i in 0..2 {
+            let (k, s, d, (before, after)) = (
+                self.kernel[i],
+                self.stride[i],
+                self.dilation[i],
+                self.padding[i],
+            );
+            let reads = |r: usize| {
+                (0..out[i]).any(|p| {
+                    let at = p * s + r * d;
+                    at >= before && at - before < size[i]
+                })
+            };
+            let r0 = (0..k).find(|&r| reads(r))?;
+            let r1 = (0..k).rev().find(|&r| reads(r))? + 1;
+            g.kernel[i] = r1 - r0;
+            g.padding[i] = (
+                before.checked_sub(r0 * d)?,
+                after.checked_sub((k - r1) * d)?,
+            );
+            first[i] = r0;
+        }
+        (g.kernel != self.kernel && g.out_size() == Some(out)).then_some((g, first))
     }
 
     /// A 1x1 kernel with stride 1 and no padding reads the input image itself as its im2col
