@@ -56,6 +56,13 @@ pub struct CompareArgs {
     /// Shuffle-BN sub-batches of the key encoder, for every row (1: off).
     #[arg(long)]
     pub bn_splits: Option<usize>,
+    /// With --bn-splits N: split the query encoder's BatchNorm too (MoCo's SplitBatchNorm).
+    #[arg(long)]
+    pub bn_split_queries: Option<bool>,
+    /// Leave queued keys of a batch's own images (stale, from the previous epoch) out of its
+    /// negatives, for every row.
+    #[arg(long)]
+    pub mask_same_image: Option<bool>,
     /// Seeds: every row is trained once per seed; the tables print mean ± standard deviation.
     #[arg(long, alias = "seed", value_delimiter = ',', default_value = "0")]
     pub seeds: Vec<u64>,
@@ -274,6 +281,8 @@ fn spec(a: &CompareArgs) -> RunSpec {
     s.temperature = a.temperature.unwrap_or(s.temperature);
     s.momentum = a.momentum.unwrap_or(s.momentum);
     s.bn_splits = a.bn_splits.unwrap_or(s.bn_splits);
+    s.bn_split_queries = a.bn_split_queries.unwrap_or(s.bn_split_queries);
+    s.mask_same_image = a.mask_same_image.unwrap_or(s.mask_same_image);
     s.seed = a.seeds.first().copied().unwrap_or(0);
     s.backend = a.backend.unwrap_or(s.backend);
     s
@@ -422,13 +431,66 @@ fn random_row(plan: &Plan, device: &Device, probe_epochs: usize) -> Result<Row> 
     })
 }
 
+/// What a comparison's rows were trained with, kept beside them.
+const SETTINGS_FILE: &str = "settings.json";
+
+/// A comparison continues only with the settings its rows were trained with: rows are found by
+/// method, epochs and seed, so a second command with another setting (masking on, another
+/// limit) would otherwise mix its rows with the first one's. Seeds and epochs may change (rows
+/// are named by them), worker threads too (they change no result).
+fn check_settings(out: &Path, spec: &RunSpec) -> Result<()> {
+    let key = |spec: &RunSpec| -> Result<serde_json::Value> {
+        let mut s = spec.clone();
+        s.seed = 0;
+        s.epochs = 1;
+        s.data.workers = None;
+        Ok(serde_json::to_value(s)?)
+    };
+    let now = key(spec)?;
+    let path = out.join(SETTINGS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let then: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{}: not a settings file: {e}", path.display()))?;
+            if let Some(field) = first_difference(&then, &now) {
+                bail!(
+                    "{}: its rows were trained with other settings ({field} differs); use another --out",
+                    out.display()
+                );
+            }
+            Ok(())
+        }
+        Err(_) => {
+            std::fs::write(&path, serde_json::to_string_pretty(&now)?)?;
+            Ok(())
+        }
+    }
+}
+
+/// The path of the first field where two JSON values differ (`data.limit`), if any.
+fn first_difference(a: &serde_json::Value, b: &serde_json::Value) -> Option<String> {
+    match (a, b) {
+        (serde_json::Value::Object(x), serde_json::Value::Object(y)) => x
+            .keys()
+            .chain(y.keys())
+            .find_map(|k| match (x.get(k), y.get(k)) {
+                (Some(p), Some(q)) => first_difference(p, q).map(|d| match d.is_empty() {
+                    true => k.clone(),
+                    false => format!("{k}.{d}"),
+                }),
+                _ => Some(k.clone()),
+            }),
+        _ => (a != b).then(String::new),
+    }
+}
+
 fn print_header(plan: &Plan, a: &CompareArgs) {
     let (c, d) = (&plan.config, &plan.spec.data);
     let (train, test) = (&plan.sets.train, plan.sets.test.as_ref());
     let seeds: Vec<String> = a.seeds.iter().map(u64::to_string).collect();
     let budgets: Vec<String> = a.budget.iter().map(Budget::to_string).collect();
     println!(
-        "compare on {} ({} train, {} test images, {}px), {:?} (small stem {}), {} epochs, batch {}, queue {}, T {}, m {}, lr {}, bn splits {}, seeds {}, budgets {}, backend {}",
+        "compare on {} ({} train, {} test images, {}px), {:?} (small stem {}), {} epochs, batch {}, queue {}, T {}, m {}, lr {}, bn splits {} (queries too: {}), same-image negatives masked: {}, seeds {}, budgets {}, backend {}",
         d.data.display(),
         train.len(),
         test.map_or(0, |t| t.len()),
@@ -442,6 +504,8 @@ fn print_header(plan: &Plan, a: &CompareArgs) {
         c.ema_momentum,
         c.lr,
         c.bn_splits,
+        plan.spec.bn_split_queries,
+        plan.spec.mask_same_image,
         seeds.join(","),
         budgets.join(","),
         plan.spec.backend
@@ -586,6 +650,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
     )?;
     let device = base.device();
     std::fs::create_dir_all(&a.out)?;
+    check_settings(&a.out, &base.spec)?;
     print_header(&base, &a);
     let rows: Vec<RowName> = RowName::all()
         .into_iter()

@@ -902,3 +902,45 @@ fn a_huge_query_file_is_not_read_whole() {
         );
     }
 }
+
+/// A comparison continues only with the settings its rows were trained with: rows are found by
+/// method, epochs and seed, so a second command with masking on would have reused the first's.
+#[test]
+fn a_comparison_continues_only_with_its_own_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("cmp");
+    let compare = |extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_leoclr"));
+        c.current_dir(repo_root()).args([
+            "compare",
+            "--limit",
+            "64",
+            "--test-limit",
+            "32",
+            "--epochs",
+            "1",
+            "--batch",
+            "16",
+            "--queue",
+            "32",
+            "--probe-epochs",
+            "1",
+            "--methods",
+            "leoclr_key",
+            "--out",
+            s(&out),
+        ]);
+        c.args(extra).output().unwrap()
+    };
+    let first = compare(&["--mask-same-image", "false"]);
+    assert!(first.status.success(), "{}", text(&first));
+    let again = compare(&["--mask-same-image", "false", "--seeds", "0,1"]);
+    assert!(again.status.success(), "{}", text(&again));
+    let other = compare(&["--mask-same-image", "true"]);
+    assert_eq!(other.status.code(), Some(1), "{}", text(&other));
+    assert!(
+        text(&other).contains("mask_same_image differs"),
+        "{}",
+        text(&other)
+    );
+}

@@ -96,7 +96,13 @@ impl OutputKind {
 }
 
 /// What `leoclr compare` writes in its `--out` (`runs/` holds a run directory a row).
-pub const COMPARISON_FILES: [&str; 4] = ["runs", "results.json", "results.md", "calibration.json"];
+pub const COMPARISON_FILES: [&str; 5] = [
+    "runs",
+    "results.json",
+    "results.md",
+    "calibration.json",
+    "settings.json",
+];
 
 /// A JSON array of objects that each carry `images_per_s` (what `bench --out` writes), read only
 /// if small enough to be one.
