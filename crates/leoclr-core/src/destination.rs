@@ -368,7 +368,6 @@ impl Drop for OutLock {
 }
 
 pub fn lock(out: &Path) -> Result<OutLock> {
-    use std::io::Write;
     let target = resolved(out);
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in target.as_os_str().as_encoded_bytes() {
@@ -377,28 +376,14 @@ pub fn lock(out: &Path) -> Result<OutLock> {
     let dir = target.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let path = dir.join(format!(".leoclr-{h:016x}.lock"));
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
-    match file.try_lock() {
-        Ok(()) => {
-            file.set_len(0)
-                .and_then(|_| file.write_all(std::process::id().to_string().as_bytes()))
-                .map_err(|e| Error::io(&path, e))?;
-            Ok(OutLock { _file: file, path })
-        }
-        Err(std::fs::TryLockError::WouldBlock) => Err(refuse(
+    match crate::files::claim(&path)? {
+        Ok(file) => Ok(OutLock { _file: file, path }),
+        Err(pid) => Err(refuse(
             out,
             format!(
-                "another leoclr process (pid {}) is writing here; wait for it or choose another --out",
-                std::fs::read_to_string(&path).unwrap_or_else(|_| "unknown".into())
+                "another leoclr process (pid {pid}) is writing here; wait for it or choose another --out"
             ),
         )),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
     }
 }
 

@@ -12,27 +12,85 @@ fn padded(g: &ConvGeometry) -> (usize, usize) {
     )
 }
 
+/// The sizes both walks over a tile use (`None` when the convolution has no output).
+struct Walk {
+    ow: usize,
+    pixels: usize,
+    /// Columns of the tile: `n * pixels`.
+    width: usize,
+    plane: usize,
+    image: usize,
+    hp: usize,
+    wp: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    dh: usize,
+    dw: usize,
+    pt: usize,
+    pl: usize,
+    /// The input columns an output row reads, from its first: `(ow - 1) * sw + 1`.
+    span: usize,
+}
+
+impl Walk {
+    fn of(g: &ConvGeometry, n: usize) -> Option<Self> {
+        let [oh, ow] = g.out_size()?;
+        let pixels = oh * ow;
+        if pixels == 0 {
+            return None;
+        }
+        let plane = g.height * g.width;
+        let (hp, wp) = padded(g);
+        Some(Self {
+            ow,
+            pixels,
+            width: n * pixels,
+            plane,
+            image: g.channels * plane,
+            hp,
+            wp,
+            kh: g.kernel[0],
+            kw: g.kernel[1],
+            sh: g.stride[0],
+            sw: g.stride[1],
+            dh: g.dilation[0],
+            dw: g.dilation[1],
+            pt: g.padding[0].0,
+            pl: g.padding[1].0,
+            span: (ow - 1) * g.stride[1] + 1,
+        })
+    }
+}
+
 /// Writes the im2col columns of images `first .. first + n` of `x` (NCHW) into `col`: row
 /// `(c * kh + r) * kw + s`, columns `t * oh * ow ..` for the tile's image `t`; 0 in the padding.
 ///
 /// Each channel plane is first copied into a zero-padded scratch plane, so that every tap of
 /// every output row reads a plain (strided) run of it: no bounds logic per row or element.
 pub fn im2col_tile(g: &ConvGeometry, x: &[f32], first: usize, n: usize, col: &mut [f32]) {
-    let [oh, ow] = g.out_size().unwrap_or([0, 0]);
-    let pixels = oh * ow;
-    if pixels == 0 {
+    let Some(Walk {
+        ow,
+        pixels,
+        width,
+        plane,
+        image,
+        hp,
+        wp,
+        kh,
+        kw,
+        sh,
+        sw,
+        dh,
+        dw,
+        pt,
+        pl,
+        span,
+    }) = Walk::of(g, n)
+    else {
         return;
-    }
-    let width = n * pixels;
-    let plane = g.height * g.width;
-    let image = g.channels * plane;
-    let (hp, wp) = padded(g);
-    let (kh, kw) = (g.kernel[0], g.kernel[1]);
-    let (sh, sw) = (g.stride[0], g.stride[1]);
-    let (dh, dw) = (g.dilation[0], g.dilation[1]);
-    let (pt, pl) = (g.padding[0].0, g.padding[1].0);
-    // The last input column an output row reads, past its first: `(ow - 1) * sw`.
-    let span = (ow - 1) * sw + 1;
+    };
     let mut xpad = vec![0f32; hp * wp];
     for t in 0..n {
         for c in 0..g.channels {
@@ -67,20 +125,27 @@ pub fn im2col_tile(g: &ConvGeometry, x: &[f32], first: usize, n: usize, col: &mu
 /// from, into `dx` (the tile's images, NCHW, accumulated, not overwritten). Accumulates in a
 /// zero-padded scratch plane per channel (the taps' reach), then adds its interior to `dx`.
 pub fn col2im_tile(g: &ConvGeometry, col: &[f32], n: usize, dx: &mut [f32]) {
-    let [oh, ow] = g.out_size().unwrap_or([0, 0]);
-    let pixels = oh * ow;
-    if pixels == 0 {
+    let Some(Walk {
+        ow,
+        pixels,
+        width,
+        plane,
+        image,
+        hp,
+        wp,
+        kh,
+        kw,
+        sh,
+        sw,
+        dh,
+        dw,
+        pt,
+        pl,
+        span,
+    }) = Walk::of(g, n)
+    else {
         return;
-    }
-    let width = n * pixels;
-    let plane = g.height * g.width;
-    let image = g.channels * plane;
-    let (hp, wp) = padded(g);
-    let (kh, kw) = (g.kernel[0], g.kernel[1]);
-    let (sh, sw) = (g.stride[0], g.stride[1]);
-    let (dh, dw) = (g.dilation[0], g.dilation[1]);
-    let (pt, pl) = (g.padding[0].0, g.padding[1].0);
-    let span = (ow - 1) * sw + 1;
+    };
     let mut acc = vec![0f32; hp * wp];
     for t in 0..n {
         for c in 0..g.channels {

@@ -2,7 +2,6 @@
 //! `metrics.jsonl` log. Shared by `leoclr train` and the desktop app, so a run started in one can be
 //! watched, stopped and resumed in the other. Reports through events, never prints.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -32,27 +31,12 @@ pub struct RunLock {
 /// Claims `dir` for this process, or says which process holds it.
 pub fn lock_run_dir(dir: &Path) -> Result<RunLock> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let path = dir.join(LOCK_FILE);
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
-    match file.try_lock() {
-        Ok(()) => {
-            let pid = std::process::id().to_string();
-            file.set_len(0)
-                .and_then(|_| file.write_all(pid.as_bytes()))
-                .map_err(|e| Error::io(&path, e))?;
-            Ok(RunLock { _file: file })
-        }
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy {
+    match crate::files::claim(&dir.join(LOCK_FILE))? {
+        Ok(file) => Ok(RunLock { _file: file }),
+        Err(pid) => Err(Error::Busy {
             dir: dir.to_path_buf(),
-            pid: std::fs::read_to_string(&path).unwrap_or_else(|_| "unknown".into()),
+            pid,
         }),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
     }
 }
 
